@@ -1,0 +1,31 @@
+using System.Runtime.InteropServices;
+
+namespace ImageProcessor;
+
+/// <summary>Settings come from environment variables, so one build runs locally, under compose and in tests.</summary>
+public static class Env
+{
+    public static string Database => Get("DATABASE", "Host=127.0.0.1;Username=imageprocessor;Password=imageprocessor;Timeout=5");
+    public static string Bus => Get("BUS", "amqp://guest:guest@127.0.0.1:5672");
+    public static string Nas => Get("NAS", "nas");
+
+    public static string Get(string name, string fallback) =>
+        Environment.GetEnvironmentVariable(name) is { Length: > 0 } value ? value : fallback;
+
+    public static long Get(string name, long fallback) => long.Parse(Get(name, $"{fallback}"));
+
+    /// <summary>Completes on SIGTERM (docker stop, a scale-down) or Ctrl-C, whichever comes first.</summary>
+    public static async Task Stopping()
+    {
+        var stopping = new TaskCompletionSource();
+        using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+        await stopping.Task;
+
+        void Stop(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            stopping.TrySetResult();
+        }
+    }
+}

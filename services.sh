@@ -1,0 +1,83 @@
+# Sourced by run.sh and test.sh: install what is missing, start Postgres and RabbitMQ on loopback with their data in
+# the directories given, and stop, by process group, everything this shell started.
+
+STARTED=()
+
+install_missing() { # PACKAGE...
+  local missing=() package
+  for package in "$@"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing packages; run: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "installing ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# The prefix that runs a command as a service account when we are root (Postgres refuses root); none otherwise.
+as() { # USER
+  if [ "$(id -u)" -eq 0 ]; then echo "runuser -u $1 --"; fi
+}
+
+# Starts a command in a process group of its own, so that stop_started ends it with everything it spawned.
+start() { # LOG COMMAND...
+  local log=$1; shift
+  setsid "$@" >"$log" 2>&1 &
+  STARTED+=($!)
+}
+
+wait_port() { # PORT WHAT
+  for _ in $(seq 120); do
+    (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return
+    sleep 0.5
+  done
+  echo "$2 did not open port $1" >&2
+  return 1
+}
+
+start_postgres() { # DIR PORT
+  local dir=$1 port=$2 bin=/usr/lib/postgresql/15/bin
+  mkdir -p "$dir"
+  [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
+  chmod 700 "$dir"
+  [ -f "$dir/PG_VERSION" ] || $(as postgres) $bin/initdb -D "$dir" -U postgres --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+  start "$dir.log" $(as postgres) $bin/postgres -D "$dir" -p "$port" -h 127.0.0.1 -k "$dir"
+  wait_port "$port" Postgres || return 1
+  until $(as postgres) psql -qAt -h "$dir" -p "$port" -U postgres -c 'SELECT 1' >/dev/null 2>&1; do sleep 0.2; done
+  local psql=($(as postgres) psql -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres)
+  if [ -z "$("${psql[@]}" -At -c "SELECT 1 FROM pg_roles WHERE rolname = 'imageprocessor'")" ]; then
+    "${psql[@]}" -c "CREATE ROLE imageprocessor LOGIN PASSWORD 'imageprocessor'"
+    "${psql[@]}" -c "CREATE DATABASE imageprocessor OWNER imageprocessor"
+  fi
+  "${psql[@]}" -d imageprocessor -c 'SET ROLE imageprocessor' -f db/schema.sql >/dev/null
+}
+
+start_rabbitmq() { # DIR PORT [MANAGEMENT_PORT]
+  local dir=$1 port=$2 management=${3:-}
+  mkdir -p "$dir/mnesia" "$dir/log"
+  echo "listeners.tcp.1 = 127.0.0.1:$port" >"$dir/rabbitmq.conf"
+  echo "[${management:+rabbitmq_management}]." >"$dir/enabled_plugins"
+  [ -n "$management" ] && printf 'management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = %s\n' "$management" >>"$dir/rabbitmq.conf"
+  [ "$(id -u)" -eq 0 ] && chown -R rabbitmq "$dir"
+  export ERL_EPMD_ADDRESS=127.0.0.1 # the Erlang port mapper, too, answers on loopback only
+  (echo >/dev/tcp/127.0.0.1/4369) 2>/dev/null || start "$dir/epmd.log" $(as rabbitmq) epmd
+  start "$dir/rabbitmq.log" $(as rabbitmq) env HOME="$dir" RABBITMQ_NODENAME="rabbit$port@localhost" \
+    RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf" RABBITMQ_DIST_PORT=$((port + 20000)) RABBITMQ_MNESIA_BASE="$dir/mnesia" \
+    RABBITMQ_LOG_BASE="$dir/log" RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" /usr/lib/rabbitmq/bin/rabbitmq-server
+  wait_port "$port" RabbitMQ
+}
+
+stop_started() {
+  local pid
+  for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do # newest first: the services before what they depend on
+    kill -TERM -- "-${STARTED[i]}" 2>/dev/null
+  done
+  for pid in "${STARTED[@]}"; do
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null
+  done
+  STARTED=()
+}
