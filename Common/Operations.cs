@@ -97,7 +97,7 @@ public static partial class Operations
     static bool IsNumber(string arg, double min, double max) =>
         double.TryParse(arg, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max;
 
-    [GeneratedRegex(@"^(?:(?<w>\d{1,6})?(?:x(?<h>\d{1,6}))?[!^<>]?|(?<p>\d{1,4})%)$")]
+    [GeneratedRegex(@"^(?:(?<w>\d{1,6})?(?:x(?<h>\d{1,6})?)?[!^<>]?|(?<p>\d{1,4})%)$")]
     private static partial Regex Geometry();
 
     [GeneratedRegex(@"^(?<w>\d{1,6})x(?<h>\d{1,6})(?:[+-]\d{1,6}[+-]\d{1,6})?$")]
