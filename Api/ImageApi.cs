@@ -8,17 +8,16 @@ using Npgsql;
 public static class ImageApi
 {
     const string PhotoColumns = "id, width, height, format, bytes, source";
-    const long MaxOperationsBytes = 64 << 10;
-    static readonly long MaxUploadBytes = Env.Get("MAX_UPLOAD_BYTES", 25 << 20);
-    static readonly long MaxPixels = Env.Get("MAX_PIXELS", 50_000_000);
+    static readonly long MaxUploadBytes = long.Parse(Env.Get("MAX_UPLOAD_BYTES", "25000000"));
+    static readonly long MaxPixels = long.Parse(Env.Get("MAX_PIXELS", "50000000"));
 
     public static void MapImageApi(this IEndpointRouteBuilder app)
     {
-        // Bodies past these sizes are refused with 413 by Kestrel as they arrive, before they reach the disk.
-        app.MapPost("/photos", Upload).WithMetadata(new RequestSizeLimitAttribute(MaxUploadBytes + (64 << 10)));
+        // Kestrel refuses bodies past these sizes with 413 as they arrive, before they reach the disk.
+        app.MapPost("/photos", Upload).WithMetadata(new RequestSizeLimitAttribute(MaxUploadBytes));
         app.MapGet("/photos/{id:long}", GetPhoto);
         app.MapGet("/photos/{id:long}/original", GetOriginal);
-        app.MapPost("/photos/{id:long}/operations", PostOperations).WithMetadata(new RequestSizeLimitAttribute(MaxOperationsBytes));
+        app.MapPost("/photos/{id:long}/operations", PostOperations).WithMetadata(new RequestSizeLimitAttribute(64 << 10));
         app.MapGet("/conversions/{id:long}", GetConversion);
         app.MapGet("/jobs/{id:long}/output", GetOutput);
         app.MapGet("/healthz", Health);
@@ -30,34 +29,31 @@ public static class ImageApi
         if (form?.Files["file"] is not { } file)
             return Problem(400, "send the photo as the multipart form field 'file'");
         var source = form["source"].FirstOrDefault();
-        if (source is not null && !Operations.IsName(source))
+        if (source is not null && !Operations.Name.IsMatch(source))
             return Problem(400, $"invalid source '{source}': 1 to 64 letters, digits, '-' or '_'");
-        if (file.Length > MaxUploadBytes)
-            return Problem(413, $"the photo has {file.Length} bytes, more than the limit of {MaxUploadBytes}");
-
         // Written under a temporary name on the NAS itself, so that the rename which publishes it is atomic.
         var name = $"{Guid.NewGuid():N}";
-        var temp = Path.Combine(Env.Nas, "tmp", name);
+        var temp = Path.Combine(Env.Nas, "photos", name);
         try
         {
             await using (var stream = File.Create(temp))
                 await file.CopyToAsync(stream);
-            using var image = Image.Ping(temp);
-            if (!Operations.Formats.Contains(image.Format))
-                return Problem(415, $"the photo is {image.Format}; accepted formats are {string.Join(", ", Operations.Formats)}");
-            if ((long)image.Width * image.Height > MaxPixels)
-                return Problem(422, $"the photo has {image.Width}x{image.Height} pixels, more than the limit of {MaxPixels}");
-            var path = $"photos/{name}.{image.Format}";
+            var (width, height, format) = Magick.Ping(temp);
+            if (!Operations.Formats.Contains(format))
+                return Problem(415, $"the photo is {format}; accepted formats are {string.Join(", ", Operations.Formats)}");
+            if ((long)width * height > MaxPixels)
+                return Problem(422, $"the photo has {width}x{height} pixels, more than the limit of {MaxPixels}");
+            var path = $"photos/{name}.{format}";
             File.Move(temp, Path.Combine(Env.Nas, path));
             var photo = await db.QuerySingleAsync<Photo>($"""
                 INSERT INTO photos (path, format, width, height, bytes, source)
-                VALUES (@path, @Format, @Width, @Height, @Length, @source) RETURNING {PhotoColumns}
-                """, new { path, image.Format, image.Width, image.Height, file.Length, source });
+                VALUES (@path, @format, @width, @height, @Length, @source) RETURNING {PhotoColumns}
+                """, new { path, format, width, height, file.Length, source });
             return TypedResults.Created($"/photos/{photo.Id}", photo);
         }
         finally
         {
-            File.Delete(temp);
+            File.Delete(temp); // nothing left to delete once published
         }
     }
 
@@ -69,12 +65,11 @@ public static class ImageApi
         await db.QuerySingleOrDefaultAsync<string>("SELECT path FROM photos WHERE id = @id", new { id })
             is { } path ? NasFile(path) : NotFound("photo", id);
 
-    static async Task<Results<Accepted<NewConversion>, ProblemHttpResult>> PostOperations(
+    static async Task<Results<Accepted<Conversion>, ProblemHttpResult>> PostOperations(
         long id, HttpRequest request, NpgsqlConnection db, Bus bus)
     {
-        var form = request.HasFormContentType ? await request.ReadFormAsync() : null;
-        var body = form is null ? request.Body : form.Files["file"]?.OpenReadStream() ?? Stream.Null;
-        var text = await new StreamReader(body).ReadToEndAsync();
+        var body = request.HasFormContentType ? (await request.ReadFormAsync()).Files["file"]?.OpenReadStream() : request.Body;
+        var text = await new StreamReader(body ?? Stream.Null).ReadToEndAsync();
         Operations.Parse(text); // a mistake throws OperationsException, which leaves as 400 naming its line
         var conversion = await db.QuerySingleOrDefaultAsync<long?>(
             "INSERT INTO conversions (photo_id, operations) SELECT id, @text FROM photos WHERE id = @id RETURNING id",
@@ -82,18 +77,23 @@ public static class ImageApi
         if (conversion is not { } conversionId)
             return NotFound("photo", id);
         await bus.PublishAsync("conversions", new ConversionMessage(conversionId));
-        return TypedResults.Accepted($"/conversions/{conversionId}", new NewConversion(conversionId));
+        return TypedResults.Accepted($"/conversions/{conversionId}", new Conversion(conversionId, id, "pending", []));
     }
 
     static async Task<Results<Ok<Conversion>, ProblemHttpResult>> GetConversion(long id, NpgsqlConnection db)
     {
-        if (await db.QuerySingleOrDefaultAsync<long?>("SELECT photo_id FROM conversions WHERE id = @id", new { id }) is not { } photoId)
+        var photoId = await db.QuerySingleOrDefaultAsync<long?>("SELECT photo_id FROM conversions WHERE id = @id", new { id });
+        if (photoId is null)
             return NotFound("conversion", id);
         var jobs = (await db.QueryAsync<Job>("""
             SELECT id, name, status, error, CASE WHEN status = 'done' THEN '/jobs/' || id || '/output' END AS output
             FROM jobs WHERE conversion_id = @id ORDER BY id
             """, new { id })).ToList();
-        return TypedResults.Ok(new Conversion(id, photoId, Status(jobs), jobs));
+        // Pending until the converter has made the jobs, running while any is unfinished, then failed if any failed.
+        var status = jobs.Count == 0 ? "pending"
+            : jobs.Any(job => job.Status is "queued" or "running") ? "running"
+            : jobs.Any(job => job.Status == "failed") ? "failed" : "done";
+        return TypedResults.Ok(new Conversion(id, photoId.Value, status, jobs));
     }
 
     static async Task<Results<PhysicalFileHttpResult, ProblemHttpResult>> GetOutput(long id, NpgsqlConnection db) =>
@@ -101,7 +101,7 @@ public static class ImageApi
         {
             null => NotFound("job", id),
             { Output: { } path } => NasFile(path),
-            var job => Problem(404, $"job {id} is {job.Status} and has no output yet"),
+            var job => Problem(404, $"job {id} has no output: it is {job.Status}"),
         };
 
     static async Task<Results<Ok<string>, ProblemHttpResult>> Health(NpgsqlConnection db, Bus bus)
@@ -109,14 +109,6 @@ public static class ImageApi
         await db.ExecuteScalarAsync<int>("SELECT 1"); // an unreachable database throws, which leaves as 503
         return bus.IsOpen ? TypedResults.Ok("healthy") : Problem(503, "the message bus is unreachable");
     }
-
-    // A conversion is pending until the converter has made its jobs, running while any job is unfinished, then
-    // failed if any job failed.
-    static string Status(List<Job> jobs) =>
-        jobs.Count == 0 ? "pending"
-        : jobs.Any(job => job.Status is "queued" or "running") ? "running"
-        : jobs.Any(job => job.Status == "failed") ? "failed"
-        : "done";
 
     // Files on the NAS are named with their format as extension, which gives their Content-Type.
     static PhysicalFileHttpResult NasFile(string path) =>
@@ -128,7 +120,6 @@ public static class ImageApi
 }
 
 public sealed record Photo(long Id, int Width, int Height, string Format, long Bytes, string? Source);
-public sealed record NewConversion(long Id);
 public sealed record Conversion(long Id, long PhotoId, string Status, List<Job> Jobs);
 public sealed record Job(long Id, string Name, string Status, string? Error, string? Output);
 public sealed record JobOutput(string Status, string? Output);

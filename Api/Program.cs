@@ -6,36 +6,34 @@ var builder = WebApplication.CreateSlimBuilder(args);
 builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 builder.WebHost.UseUrls(builder.Configuration["urls"] ?? "http://localhost:8080");
 
-// Database
+// Database: one pool for the process, one connection per request, opened by Dapper only while a query runs.
 builder.Services.AddSingleton(NpgsqlDataSource.Create(Env.Database));
 builder.Services.AddScoped(services => services.GetRequiredService<NpgsqlDataSource>().CreateConnection());
 
 // Bus
 builder.Services.AddSingleton(await Bus.ConnectAsync());
 
-// Errors: every failure leaves as RFC 9457 ProblemDetails; an expected one carries its own message as the detail.
+// Errors: every one leaves as RFC 9457 ProblemDetails; one that is not our fault carries its message as the detail.
 builder.Services.AddProblemDetails(options => options.CustomizeProblemDetails = context =>
-{
-    if (context.Exception is { } e && context.ProblemDetails.Status != 500)
-        context.ProblemDetails.Detail = e is NpgsqlException or RabbitMQClientException ? $"unavailable: {e.Message}" : e.Message;
-    context.ProblemDetails.Detail ??= $"{context.ProblemDetails.Title}: {context.HttpContext.Request.Method} {context.HttpContext.Request.Path}";
-});
+    context.ProblemDetails.Detail ??= context.Exception is { } e && StatusOf(e) != 500 ? e.Message
+        : $"{context.ProblemDetails.Title}: {context.HttpContext.Request.Method} {context.HttpContext.Request.Path}");
 
 var app = builder.Build();
 app.UseExceptionHandler(new ExceptionHandlerOptions
 {
-    StatusCodeSelector = e => e switch
-    {
-        BadHttpRequestException bad => bad.StatusCode,
-        OperationsException or InvalidDataException => 400,
-        MagickException => 415,
-        NpgsqlException or RabbitMQClientException => 503,
-        _ => 500,
-    },
+    StatusCodeSelector = StatusOf,
+    SuppressDiagnosticsCallback = context => StatusOf(context.Exception) < 500, // the client's mistake is not our error
 });
 app.UseStatusCodePages();
-
-foreach (var folder in new[] { "photos", "tmp" })
-    Directory.CreateDirectory(Path.Combine(Env.Nas, folder));
+Directory.CreateDirectory(Path.Combine(Env.Nas, "photos"));
 app.MapImageApi();
 app.Run();
+
+static int StatusOf(Exception exception) => exception switch
+{
+    BadHttpRequestException bad => bad.StatusCode,
+    OperationsException or InvalidDataException => 400,
+    MagickException => 415,
+    NpgsqlException or RabbitMQClientException => 503,
+    _ => 500,
+};

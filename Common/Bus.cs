@@ -1,49 +1,40 @@
 using System.Text.Json;
 using RabbitMQ.Client;
 using RabbitMQ.Client.Events;
-using RabbitMQ.Client.Exceptions;
 
 namespace ImageProcessor;
 
 /// <summary>
-/// The one way onto and off the message bus. Queues are durable quorum queues; messages are persistent and every
-/// publish waits for the broker's confirm. A message is acked only once its handler has recorded the work, and one
-/// that keeps failing is dead-lettered to "{queue}.dead" after DeliveryLimit attempts instead of looping forever.
+/// The one way onto and off the bus: durable quorum queues, persistent messages, every publish confirmed. A message is
+/// acked once its handler has recorded the work; one that keeps failing goes to "{queue}.dead" after five deliveries.
 /// </summary>
-public sealed class Bus(IConnection connection, IChannel publisher) : IAsyncDisposable
+public sealed class Bus(IConnection connection, IChannel publisher)
 {
-    const int DeliveryLimit = 5;
-    static readonly string[] Queues = ["conversions", "jobs"];
-
     public bool IsOpen => connection.IsOpen;
 
-    /// <summary>Connects, waiting for a broker that is still starting, and declares every queue.</summary>
     public static async Task<Bus> ConnectAsync()
     {
-        var factory = new ConnectionFactory { Uri = new Uri(Env.Bus), ClientProvidedName = AppDomain.CurrentDomain.FriendlyName };
-        while (true)
+        var connection = await new ConnectionFactory { Uri = new Uri(Env.Bus) }.CreateConnectionAsync();
+        var publisher = await connection.CreateChannelAsync(new CreateChannelOptions(
+            publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true));
+        foreach (var queue in new[] { "conversions", "jobs" })
         {
-            try
-            {
-                var connection = await factory.CreateConnectionAsync();
-                var publisher = await connection.CreateChannelAsync(new CreateChannelOptions(
-                    publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true));
-                foreach (var queue in Queues)
-                    await DeclareAsync(publisher, queue);
-                return new Bus(connection, publisher);
-            }
-            catch (BrokerUnreachableException)
-            {
-                await Task.Delay(TimeSpan.FromSeconds(1));
-            }
+            var quorum = new Dictionary<string, object?> { ["x-queue-type"] = "quorum" };
+            await publisher.QueueDeclareAsync($"{queue}.dead", durable: true, exclusive: false, autoDelete: false,
+                arguments: quorum);
+            quorum["x-delivery-limit"] = 5;
+            quorum["x-dead-letter-exchange"] = "";
+            quorum["x-dead-letter-routing-key"] = $"{queue}.dead";
+            await publisher.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false, arguments: quorum);
         }
+        return new Bus(connection, publisher);
     }
 
     public async Task PublishAsync<T>(string queue, T message) =>
         await publisher.BasicPublishAsync("", queue, mandatory: true, new BasicProperties { Persistent = true },
             JsonSerializer.SerializeToUtf8Bytes(message));
 
-    /// <summary>Hands each message to handle, at most prefetch at a time; acks when handle returns.</summary>
+    /// <summary>Hands each message to handle, at most prefetch at a time, and acks it when handle returns.</summary>
     public async Task ConsumeAsync<T>(string queue, ushort prefetch, Func<T, Task> handle)
     {
         var channel = await connection.CreateChannelAsync();
@@ -58,26 +49,16 @@ public sealed class Bus(IConnection connection, IChannel publisher) : IAsyncDisp
             }
             catch (Exception e)
             {
-                // Back off before handing the message back, so that a database outage does not burn its deliveries.
-                Console.Error.WriteLine($"{queue}: delivery {delivery.DeliveryTag} failed, requeued: {e.Message}");
+                // Wait before handing the message back, so that a short database outage does not use up its deliveries.
+                Console.Error.WriteLine($"{queue}: requeued after {e.GetType().Name}: {e.Message}");
                 await Task.Delay(TimeSpan.FromSeconds(1));
                 await channel.BasicNackAsync(delivery.DeliveryTag, multiple: false, requeue: true);
             }
         };
         await channel.BasicConsumeAsync(queue, autoAck: false, consumer);
     }
-
-    public async ValueTask DisposeAsync() => await connection.CloseAsync();
-
-    static async Task DeclareAsync(IChannel channel, string queue)
-    {
-        var quorum = new Dictionary<string, object?> { ["x-queue-type"] = "quorum" };
-        await channel.QueueDeclareAsync($"{queue}.dead", durable: true, exclusive: false, autoDelete: false, arguments: quorum);
-        await channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false, arguments: new Dictionary<string, object?>(quorum)
-        {
-            ["x-delivery-limit"] = DeliveryLimit,
-            ["x-dead-letter-exchange"] = "",
-            ["x-dead-letter-routing-key"] = $"{queue}.dead",
-        });
-    }
 }
+
+// What travels on the bus is only an id: the row in Postgres holds the rest, so a message cannot disagree with it.
+public sealed record ConversionMessage(long ConversionId);
+public sealed record JobMessage(long JobId);

@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace ImageProcessor;
 
 /// <summary>Settings come from environment variables, so one build runs locally, under compose and in tests.</summary>
@@ -11,21 +9,4 @@ public static class Env
 
     public static string Get(string name, string fallback) =>
         Environment.GetEnvironmentVariable(name) is { Length: > 0 } value ? value : fallback;
-
-    public static long Get(string name, long fallback) => long.Parse(Get(name, $"{fallback}"));
-
-    /// <summary>Completes on SIGTERM (docker stop, a scale-down) or Ctrl-C, whichever comes first.</summary>
-    public static async Task Stopping()
-    {
-        var stopping = new TaskCompletionSource();
-        using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
-        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
-        await stopping.Task;
-
-        void Stop(PosixSignalContext context)
-        {
-            context.Cancel = true;
-            stopping.TrySetResult();
-        }
-    }
 }

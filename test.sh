@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The test command: starts real Postgres and RabbitMQ in a scratch folder, runs the whole xunit suite against them
+# (the suite itself starts the API, the converter and the processors), and stops what it started.
+set -euo pipefail
+cd "$(dirname "$0")"
+source ./services.sh
+install_missing postgresql-15 rabbitmq-server libmagickwand-6.q16-6 imagemagick docker-compose curl
+
+scratch=$(mktemp -d /tmp/imageprocessor-test.XXXXXX)
+chmod 755 "$scratch" # the service accounts must reach their data inside it
+trap 'stop_started; rm -rf "$scratch"' EXIT
+start_postgres "$scratch/db" 35432
+start_rabbitmq "$scratch/bus" 35672
+
+export DATABASE="Host=127.0.0.1;Port=35432;Username=imageprocessor;Password=imageprocessor;Timeout=5"
+export BUS="amqp://guest:guest@127.0.0.1:35672"
+set +o pipefail # the suite's own status decides, below
+dotnet test ImageProcessor.sln --logger "console;verbosity=normal" "$@" | tee "$scratch/test.log"
+status=${PIPESTATUS[0]}
+# The closing line CI reads: "N passed, N failed".
+sed -n 's/.*Failed: *\([0-9]*\), Passed: *\([0-9]*\),.*/\2 passed, \1 failed/p' "$scratch/test.log" | tail -n 1
+exit "$status"

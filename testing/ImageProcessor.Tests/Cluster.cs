@@ -1,0 +1,90 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace ImageProcessor.Tests;
+
+/// <summary>
+/// The real cluster: the API, the converter and two processors as separate processes, against the Postgres and
+/// RabbitMQ that the test command (test.sh) started and named in DATABASE and BUS. The NAS is a fresh folder.
+/// </summary>
+public sealed class Cluster : IAsyncLifetime
+{
+    public const long MaxUploadBytes = 2_000_000, MaxPixels = 20_000_000;
+    public static readonly string Root = FindRoot(AppContext.BaseDirectory);
+    readonly List<Process> processes = [];
+
+    public string Scratch { get; } = Directory.CreateTempSubdirectory("imageprocessor-cluster-").FullName;
+    public string Nas => Path.Combine(Scratch, "nas");
+    public Uri Address { get; } = new($"http://127.0.0.1:{FreePort()}");
+    public HttpClient Http { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        if (Environment.GetEnvironmentVariable("DATABASE") is null || Environment.GetEnvironmentVariable("BUS") is null)
+            throw new InvalidOperationException("DATABASE and BUS are not set: run the suite with ./test.sh");
+        // As curl does for large bodies, so that a refused upload is answered before its body is sent.
+        Http = new HttpClient { BaseAddress = Address, DefaultRequestHeaders = { ExpectContinue = true } };
+        Start("Api");
+        Start("Converter");
+        Start("Processor");
+        Start("Processor");
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!await IsHealthyAsync())
+        {
+            if (DateTime.UtcNow > deadline || processes.Any(p => p.HasExited))
+                throw new InvalidOperationException($"the cluster did not come up; logs in {Scratch}");
+            await Task.Delay(200);
+        }
+    }
+
+    public Task DisposeAsync()
+    {
+        foreach (var process in processes)
+        {
+            process.Kill(entireProcessTree: true);
+            process.WaitForExit();
+        }
+        Http.Dispose();
+        return Task.CompletedTask;
+    }
+
+    void Start(string project)
+    {
+        // Built by the test project's references, in the same configuration as the tests themselves.
+        var configuration = Path.GetFileName(Path.GetDirectoryName(AppContext.BaseDirectory.TrimEnd('/')));
+        var dll = Path.Combine(Root, project, "bin", configuration!, "net10.0", $"{project}.dll");
+        var log = Path.Combine(Scratch, $"{project.ToLowerInvariant()}-{processes.Count}.log");
+        var start = new ProcessStartInfo("bash", ["-c", $"exec dotnet {dll} >>{log} 2>&1"]) { WorkingDirectory = Scratch };
+        start.Environment["NAS"] = Nas;
+        start.Environment["ASPNETCORE_URLS"] = Address.ToString();
+        start.Environment["MAX_UPLOAD_BYTES"] = $"{MaxUploadBytes}";
+        start.Environment["MAX_PIXELS"] = $"{MaxPixels}";
+        processes.Add(Process.Start(start)!);
+    }
+
+    async Task<bool> IsHealthyAsync()
+    {
+        try
+        {
+            return (await Http.GetAsync("/healthz")).StatusCode == HttpStatusCode.OK;
+        }
+        catch (HttpRequestException)
+        {
+            return false;
+        }
+    }
+
+    static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    static string FindRoot(string directory) =>
+        File.Exists(Path.Combine(directory, "ImageProcessor.sln")) ? directory : FindRoot(Path.GetDirectoryName(directory.TrimEnd('/'))!);
+}
+
+[CollectionDefinition(nameof(Cluster))]
+public sealed class ClusterCollection : ICollectionFixture<Cluster>;

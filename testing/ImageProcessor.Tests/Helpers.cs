@@ -1,0 +1,94 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace ImageProcessor.Tests;
+
+/// <summary>What the tests do over HTTP, as a camera would, and how they check what comes back.</summary>
+public static class Helpers
+{
+    public static string Sample(string subject) =>
+        Directory.GetFiles(Path.Combine(Cluster.Root, "testing", "data", subject)).Single(f => !f.EndsWith("operations"));
+
+    public static Task<HttpResponseMessage> UploadAsync(this HttpClient http, string path, string? source = null) =>
+        http.UploadAsync(File.ReadAllBytes(path), Path.GetFileName(path), source);
+
+    public static async Task<HttpResponseMessage> UploadAsync(this HttpClient http, byte[] bytes, string name, string? source = null)
+    {
+        using var form = new MultipartFormDataContent { { new ByteArrayContent(bytes), "file", name } };
+        if (source is not null)
+            form.Add(new StringContent(source), "source");
+        return await http.PostAsync("/photos", form);
+    }
+
+    public static async Task<long> UploadedIdAsync(this HttpClient http, string path)
+    {
+        var response = await http.UploadAsync(path);
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt64();
+    }
+
+    public static Task<HttpResponseMessage> PostOperationsAsync(this HttpClient http, long photo, string operations) =>
+        http.PostAsync($"/photos/{photo}/operations", new StringContent(operations, MediaTypeHeaderValue.Parse("text/plain")));
+
+    /// <summary>Posts the operations and polls the conversion until every job has finished.</summary>
+    public static async Task<JsonElement> ConvertAsync(this HttpClient http, long photo, string operations)
+    {
+        var response = await http.PostOperationsAsync(photo, operations);
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        return await http.WaitForAsync(response.Headers.Location!.ToString());
+    }
+
+    public static async Task<JsonElement> WaitForAsync(this HttpClient http, string conversion)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            var body = await http.GetFromJsonAsync<JsonElement>(conversion);
+            if (body.GetProperty("status").GetString() is "done" or "failed")
+                return body;
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"{conversion} did not finish: {body}");
+            await Task.Delay(50);
+        }
+    }
+
+    public static JsonElement Job(this JsonElement conversion, string name) =>
+        conversion.GetProperty("jobs").EnumerateArray().Single(job => job.GetProperty("name").GetString() == name);
+
+    /// <summary>Checks an error response: its status, the RFC 9457 media type, and the exact detail.</summary>
+    public static async Task AssertProblemAsync(this HttpResponseMessage response, HttpStatusCode status, string detail)
+    {
+        Assert.Equal(status, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = await response.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal((int)status, problem.GetProperty("status").GetInt32());
+        Assert.Equal(detail, problem.GetProperty("detail").GetString());
+    }
+
+    /// <summary>Reads an image back with ImageMagick's own identify, independently of the code under test.</summary>
+    public static string Identify(byte[] image)
+    {
+        var path = Path.GetTempFileName();
+        File.WriteAllBytes(path, image);
+        try
+        {
+            return Run("identify", "-format", "%wx%h %m %[colorspace]", path);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    public static string Run(string program, params string[] arguments)
+    {
+        using var process = Process.Start(new ProcessStartInfo(program, arguments) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var errors = process.StandardError.ReadToEndAsync();
+        process.WaitForExit();
+        Assert.True(process.ExitCode == 0, $"{program} failed: {errors.Result}");
+        return output.Result;
+    }
+}
