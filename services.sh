@@ -29,6 +29,13 @@ start() { # LOG COMMAND...
   STARTED+=($!)
 }
 
+require_free_port() { # PORT WHAT
+  if (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    echo "port $1 is taken: is $2 already running?" >&2
+    return 1
+  fi
+}
+
 wait_port() { # PORT WHAT
   for _ in $(seq 120); do
     (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return
@@ -40,6 +47,7 @@ wait_port() { # PORT WHAT
 
 start_postgres() { # DIR PORT
   local dir=$1 port=$2 bin=/usr/lib/postgresql/15/bin
+  require_free_port "$port" Postgres || return 1
   mkdir -p "$dir"
   [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
   chmod 700 "$dir"
@@ -47,7 +55,7 @@ start_postgres() { # DIR PORT
   start "$dir.log" $(as postgres) $bin/postgres -D "$dir" -p "$port" -h 127.0.0.1 -k "$dir"
   wait_port "$port" Postgres || return 1
   until $(as postgres) psql -qAt -h "$dir" -p "$port" -U postgres -c 'SELECT 1' >/dev/null 2>&1; do sleep 0.2; done
-  local psql=($(as postgres) psql -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres)
+  local psql=(env PGOPTIONS=--client-min-messages=warning $(as postgres) psql -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres)
   if [ -z "$("${psql[@]}" -At -c "SELECT 1 FROM pg_roles WHERE rolname = 'imageprocessor'")" ]; then
     "${psql[@]}" -c "CREATE ROLE imageprocessor LOGIN PASSWORD 'imageprocessor'"
     "${psql[@]}" -c "CREATE DATABASE imageprocessor OWNER imageprocessor"
@@ -57,6 +65,7 @@ start_postgres() { # DIR PORT
 
 start_rabbitmq() { # DIR PORT [MANAGEMENT_PORT]
   local dir=$1 port=$2 management=${3:-}
+  require_free_port "$port" RabbitMQ || return 1
   mkdir -p "$dir/mnesia" "$dir/log"
   echo "listeners.tcp.1 = 127.0.0.1:$port" >"$dir/rabbitmq.conf"
   echo "[${management:+rabbitmq_management}]." >"$dir/enabled_plugins"

@@ -18,5 +18,7 @@ set +o pipefail # the suite's own status decides, below
 dotnet test ImageProcessor.sln --logger "console;verbosity=normal" "$@" | tee "$scratch/test.log"
 status=${PIPESTATUS[0]}
 # The closing line CI reads: "N passed, N failed".
-sed -n 's/.*Failed: *\([0-9]*\), Passed: *\([0-9]*\),.*/\2 passed, \1 failed/p' "$scratch/test.log" | tail -n 1
+count() { sed -n "s/^ *$1: *\([0-9]*\)\$/\1/p" "$scratch/test.log" | tail -n 1; }
+passed=$(count Passed) failed=$(count Failed)
+echo "${passed:-0} passed, ${failed:-0} failed"
 exit "$status"
