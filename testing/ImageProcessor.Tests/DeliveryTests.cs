@@ -1,0 +1,82 @@
+using System.Text.Json;
+using Dapper;
+using Npgsql;
+using RabbitMQ.Client;
+
+namespace ImageProcessor.Tests;
+
+/// <summary>Delivery is at least once: a message handled twice must leave the same single result.</summary>
+[Collection(nameof(Cluster))]
+public sealed class DeliveryTests(Cluster cluster)
+{
+    readonly HttpClient http = cluster.Http;
+    readonly NpgsqlDataSource db = NpgsqlDataSource.Create(Env.Database);
+
+    [Fact]
+    public async Task AConversionDeliveredAgainMakesNoSecondJob()
+    {
+        var conversion = await http.ConvertAsync(await http.UploadedIdAsync(Helpers.Sample("garden")), "a: flip\nb: flop");
+        var id = conversion.GetProperty("id").GetInt64();
+
+        var bus = await Bus.ConnectAsync();
+        await bus.PublishAsync("conversions", new ConversionMessage(id));
+        await WaitForQueuesToEmptyAsync();
+
+        var again = await http.WaitForAsync($"/conversions/{id}");
+        Assert.Equal(conversion.GetProperty("jobs").ToString(), again.GetProperty("jobs").ToString());
+    }
+
+    [Fact]
+    public async Task AJobDeliveredTwiceAfterItIsDoneIsLeftAsItWas()
+    {
+        var job = (await http.ConvertAsync(await http.UploadedIdAsync(Helpers.Sample("storm")), "resize 10%")).Job("1");
+        var id = job.GetProperty("id").GetInt64();
+        var before = await db.CreateConnection().QuerySingleAsync<DateTime>("SELECT updated FROM jobs WHERE id = @id", new { id });
+
+        var bus = await Bus.ConnectAsync();
+        await bus.PublishAsync("jobs", new JobMessage(id));
+        await bus.PublishAsync("jobs", new JobMessage(id));
+        await WaitForQueuesToEmptyAsync();
+
+        Assert.Equal(before, await db.CreateConnection().QuerySingleAsync<DateTime>("SELECT updated FROM jobs WHERE id = @id", new { id }));
+        Assert.Equal([$"{id}.jpeg"], Outputs(id));
+    }
+
+    [Fact]
+    public async Task AJobLeftRunningByACrashIsDoneAgainIntoItsOneOutput()
+    {
+        var job = (await http.ConvertAsync(await http.UploadedIdAsync(Helpers.Sample("flower")), "format png")).Job("1");
+        var id = job.GetProperty("id").GetInt64();
+        // What a processor that died after claiming the job would have left behind.
+        await db.CreateConnection().ExecuteAsync("UPDATE jobs SET status = 'running', output = NULL WHERE id = @id", new { id });
+
+        var bus = await Bus.ConnectAsync();
+        await bus.PublishAsync("jobs", new JobMessage(id));
+        await WaitForQueuesToEmptyAsync();
+
+        var conversion = await http.WaitForAsync($"/conversions/{Conversion(id)}");
+        Assert.Equal("done", conversion.Job("1").GetProperty("status").GetString());
+        Assert.Equal([$"{id}.png"], Outputs(id));
+        Assert.Equal("2560x1600 PNG sRGB", Helpers.Identify(await http.GetByteArrayAsync($"/jobs/{id}/output")));
+    }
+
+    string[] Outputs(long job) =>
+        [.. Directory.GetFiles(Path.Combine(cluster.Nas, "outputs"), $"{job}.*").Select(Path.GetFileName).OfType<string>()];
+
+    long Conversion(long job) =>
+        db.CreateConnection().QuerySingle<long>("SELECT conversion_id FROM jobs WHERE id = @job", new { job });
+
+    // Waits until the broker holds no ready message on either queue, then a little longer for the last one in hand.
+    static async Task WaitForQueuesToEmptyAsync()
+    {
+        await using var connection = await new ConnectionFactory { Uri = new Uri(Env.Bus) }.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        foreach (var queue in new[] { "conversions", "jobs" })
+            for (var tries = 0; (await channel.QueueDeclarePassiveAsync(queue)).MessageCount > 0; tries++)
+            {
+                Assert.True(tries < 200, $"{queue} did not drain");
+                await Task.Delay(50);
+            }
+        await Task.Delay(500);
+    }
+}
