@@ -75,7 +75,8 @@ start_rabbitmq() { # DIR PORT [MANAGEMENT_PORT]
   (echo >/dev/tcp/127.0.0.1/4369) 2>/dev/null || start "$dir/epmd.log" $(as rabbitmq) epmd
   start "$dir/rabbitmq.log" $(as rabbitmq) env HOME="$dir" RABBITMQ_NODENAME="rabbit$port@localhost" \
     RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf" RABBITMQ_DIST_PORT=$((port + 20000)) RABBITMQ_MNESIA_BASE="$dir/mnesia" \
-    RABBITMQ_LOG_BASE="$dir/log" RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" /usr/lib/rabbitmq/bin/rabbitmq-server
+    RABBITMQ_LOG_BASE="$dir/log" RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" \
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" /usr/lib/rabbitmq/bin/rabbitmq-server
   wait_port "$port" RabbitMQ
 }
 
