@@ -81,7 +81,7 @@ start_rabbitmq() { # DIR PORT [MANAGEMENT_PORT]
 }
 
 stop_started() {
-  local pid
+  local pid i
   for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do # newest first: the services before what they depend on
     kill -TERM -- "-${STARTED[i]}" 2>/dev/null
   done
