@@ -87,7 +87,7 @@ stop_started() {
   done
   for pid in "${STARTED[@]}"; do
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL -- "-$pid" 2>/dev/null
+    kill -KILL -- "-$pid" 2>/dev/null || true # usually gone already
   done
   STARTED=()
 }
