@@ -53,6 +53,7 @@ start_postgres() { # DIR PORT
   chmod 700 "$dir"
   [ -f "$dir/PG_VERSION" ] || $(as postgres) $bin/initdb -D "$dir" -U postgres --auth-local=trust --auth-host=scram-sha-256 >/dev/null
   start "$dir.log" $(as postgres) $bin/postgres -D "$dir" -p "$port" -h 127.0.0.1 -k "$dir"
+  POSTGRES_DIR=$dir
   wait_port "$port" Postgres || return 1
   until $(as postgres) psql -qAt -h "$dir" -p "$port" -U postgres -c 'SELECT 1' >/dev/null 2>&1; do sleep 0.2; done
   local psql=(env PGOPTIONS=--client-min-messages=warning $(as postgres) psql -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres)
@@ -80,14 +81,32 @@ start_rabbitmq() { # DIR PORT [MANAGEMENT_PORT]
   wait_port "$port" RabbitMQ
 }
 
+# Stops or starts again the Postgres that start_postgres started; the fault tests restart it mid-batch. One started
+# by pg_ctl is not in a process group of ours, so stop_started stops it with pg_ctl too.
+postgres_ctl() { # DIR PORT stop|start
+  local options=(-m fast)
+  [ "$3" = start ] && options=(-l "$1/restarted.log" -o "-p $2 -h 127.0.0.1 -k $1")
+  $(as postgres) /usr/lib/postgresql/15/bin/pg_ctl -D "$1" -w "${options[@]}" "$3" >/dev/null
+}
+
+# Runs rabbitmqctl against the RabbitMQ that start_rabbitmq started (stop_app and start_app restart the broker).
+rabbitmq_ctl() { # DIR PORT COMMAND...
+  # The tool's own Erlang distribution port is by default 35672, our test broker's port: it gets one beside the node's.
+  $(as rabbitmq) env HOME="$1" ERL_EPMD_ADDRESS=127.0.0.1 RABBITMQ_CTL_DIST_PORT_MIN=$(($2 + 20001)) \
+    RABBITMQ_CTL_DIST_PORT_MAX=$(($2 + 20010)) /usr/lib/rabbitmq/bin/rabbitmqctl -q -n "rabbit$2@localhost" "${@:3}"
+}
+
 stop_started() {
   local pid i
   for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do # newest first: the services before what they depend on
-    kill -TERM -- "-${STARTED[i]}" 2>/dev/null
+    kill -TERM -- "-${STARTED[i]}" 2>/dev/null || true # one may be gone already: the fault tests stop servers
   done
   for pid in "${STARTED[@]}"; do
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL -- "-$pid" 2>/dev/null || true # usually gone already
   done
   STARTED=()
+  if [ -n "${POSTGRES_DIR:-}" ] && [ -f "$POSTGRES_DIR/postmaster.pid" ]; then
+    $(as postgres) /usr/lib/postgresql/15/bin/pg_ctl -D "$POSTGRES_DIR" -m fast stop >/dev/null || true
+  fi
 }

@@ -14,6 +14,8 @@ start_rabbitmq "$scratch/bus" 35672
 
 export DATABASE="Host=127.0.0.1;Port=35432;Username=imageprocessor;Password=imageprocessor;Timeout=5"
 export BUS="amqp://guest:guest@127.0.0.1:35672"
+# Where the fault tests find the servers they stop and start (with postgres_ctl and rabbitmq_ctl of services.sh).
+export TEST_POSTGRES="$scratch/db 35432" TEST_RABBITMQ="$scratch/bus 35672"
 export TMPDIR="$scratch/tmp" # the suite's own scratch files (the cluster's NAS and logs) go when the scratch folder goes
 mkdir -p "$TMPDIR"
 set +o pipefail # the suite's own status decides, below

@@ -39,8 +39,6 @@ public static class ImageApi
             await using (var stream = File.Create(temp))
                 await file.CopyToAsync(stream);
             var (width, height, format) = Magick.Ping(temp);
-            if (!Operations.Formats.Contains(format))
-                return Problem(415, $"the photo is {format}; accepted formats are {string.Join(", ", Operations.Formats)}");
             if ((long)width * height > MaxPixels)
                 return Problem(422, $"the photo has {width}x{height} pixels, more than the limit of {MaxPixels}");
             var path = $"photos/{name}.{format}";
@@ -66,34 +64,36 @@ public static class ImageApi
             is { } path ? NasFile(path) : NotFound("photo", id);
 
     static async Task<Results<Accepted<Conversion>, ProblemHttpResult>> PostOperations(
-        long id, HttpRequest request, NpgsqlConnection db, Bus bus)
+        long id, HttpRequest request, NpgsqlConnection db)
     {
         var body = request.HasFormContentType ? (await request.ReadFormAsync()).Files["file"]?.OpenReadStream() : request.Body;
         var text = await new StreamReader(body ?? Stream.Null).ReadToEndAsync();
         Operations.Parse(text); // a mistake throws OperationsException, which leaves as 400 naming its line
-        var conversion = await db.QuerySingleOrDefaultAsync<long?>(
-            "INSERT INTO conversions (photo_id, operations) SELECT id, @text FROM photos WHERE id = @id RETURNING id",
-            new { id, text });
+        // The conversion and its message in the outbox, in one statement: the converter's relay publishes it.
+        var conversion = await db.QuerySingleOrDefaultAsync<long?>("""
+            WITH conversion AS (
+                INSERT INTO conversions (photo_id, operations) SELECT id, @text FROM photos WHERE id = @id RETURNING id)
+            INSERT INTO outbox (queue, message) SELECT 'conversions', id FROM conversion RETURNING message
+            """, new { id, text });
         if (conversion is not { } conversionId)
             return NotFound("photo", id);
-        await bus.PublishAsync("conversions", new ConversionMessage(conversionId));
-        return TypedResults.Accepted($"/conversions/{conversionId}", new Conversion(conversionId, id, "pending", []));
+        return TypedResults.Accepted($"/conversions/{conversionId}", new Conversion(conversionId, id, "pending", null, []));
     }
 
     static async Task<Results<Ok<Conversion>, ProblemHttpResult>> GetConversion(long id, NpgsqlConnection db)
     {
-        var photoId = await db.QuerySingleOrDefaultAsync<long?>("SELECT photo_id FROM conversions WHERE id = @id", new { id });
-        if (photoId is null)
+        if (await db.QuerySingleOrDefaultAsync<(long PhotoId, string? Error)?>(
+            "SELECT photo_id, error FROM conversions WHERE id = @id", new { id }) is not (var photoId, var error))
             return NotFound("conversion", id);
         var jobs = (await db.QueryAsync<Job>("""
             SELECT id, name, status, error, CASE WHEN status = 'done' THEN '/jobs/' || id || '/output' END AS output
             FROM jobs WHERE conversion_id = @id ORDER BY id
             """, new { id })).ToList();
         // Pending until the converter has made the jobs, running while any is unfinished, then failed if any failed.
-        var status = jobs.Count == 0 ? "pending"
+        var status = error is not null ? "failed" : jobs.Count == 0 ? "pending"
             : jobs.Any(job => job.Status is "queued" or "running") ? "running"
             : jobs.Any(job => job.Status == "failed") ? "failed" : "done";
-        return TypedResults.Ok(new Conversion(id, photoId.Value, status, jobs));
+        return TypedResults.Ok(new Conversion(id, photoId, status, error, jobs));
     }
 
     static async Task<Results<PhysicalFileHttpResult, ProblemHttpResult>> GetOutput(long id, NpgsqlConnection db) =>
@@ -120,6 +120,6 @@ public static class ImageApi
 }
 
 public sealed record Photo(long Id, int Width, int Height, string Format, long Bytes, string? Source);
-public sealed record Conversion(long Id, long PhotoId, string Status, List<Job> Jobs);
+public sealed record Conversion(long Id, long PhotoId, string Status, string? Error, List<Job> Jobs);
 public sealed record Job(long Id, string Name, string Status, string? Error, string? Output);
 public sealed record JobOutput(string Status, string? Output);

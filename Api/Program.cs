@@ -25,6 +25,19 @@ app.UseExceptionHandler(new ExceptionHandlerOptions
     SuppressDiagnosticsCallback = context => StatusOf(context.Exception) < 500, // the client's mistake is not our error
 });
 app.UseStatusCodePages();
+
+// Access: with API_KEY set, every endpoint but /healthz wants it. New work is refused while the bus is away, since
+// nothing could start it: the camera keeps its photo and tries again.
+var apiKey = Env.Get("API_KEY", "");
+app.Use(async (context, next) =>
+{
+    if (apiKey != "" && context.Request.Path != "/healthz" && context.Request.Headers.Authorization != $"Bearer {apiKey}")
+        await TypedResults.Problem("send the API key as the header 'Authorization: Bearer <key>'", statusCode: 401).ExecuteAsync(context);
+    else if (HttpMethods.IsPost(context.Request.Method) && !context.RequestServices.GetRequiredService<Bus>().IsOpen)
+        await TypedResults.Problem("the message bus is unreachable; try again shortly", statusCode: 503).ExecuteAsync(context);
+    else
+        await next(context);
+});
 Directory.CreateDirectory(Path.Combine(Env.Nas, "photos"));
 app.MapImageApi();
 app.Run();

@@ -1,15 +1,23 @@
 using System.Runtime.InteropServices;
-using static ImageProcessor.MagickWand;
 
 namespace ImageProcessor;
 
 /// <summary>
-/// ImageMagick, driven in process through its own command layer: each step becomes the `convert` option of that name,
-/// so it means exactly what it means to ImageMagick. A failure throws MagickException with ImageMagick's own reason.
+/// ImageMagick 6 (Q16, as Debian ships it), bound directly since our package source has no Magick.NET, and driven in
+/// process through its own command layer: each step becomes the `convert` option of that name, so it means exactly what
+/// it means to ImageMagick. A failure throws MagickException with ImageMagick's own reason.
 /// </summary>
 public static class Magick
 {
-    static Magick() => MagickCoreGenesis(null, establishSignalHandlers: false); // .NET keeps its own signal handlers
+    const string Wand = "libMagickWand-6.Q16.so.6", Core = "libMagickCore-6.Q16.so.6";
+
+    static Magick()
+    {
+        // Our policy.xml, beside the program, refuses every coder but the five formats, all delegates and @file
+        // indirection, and caps memory, size, time and frames. .NET keeps its own signal handlers.
+        setenv("MAGICK_CONFIGURE_PATH", AppContext.BaseDirectory, overwrite: 1);
+        MagickCoreGenesis(null, establishSignalHandlers: false);
+    }
 
     /// <summary>Reads only the header of the first frame: the size and format of an upload, without its pixels.</summary>
     public static (int Width, int Height, string Format) Ping(string path) => Run(["convert", "-ping", $"{path}[0]", "null:"]);
@@ -18,11 +26,19 @@ public static class Magick
     /// another coder, and writes output atomically: whole or not at all. Returns the output's size.</summary>
     public static (int Width, int Height) Convert(string input, string inputFormat, Step[] steps, string output, string format)
     {
-        var temp = $"{output}.{Guid.NewGuid():N}.tmp";
-        Directory.CreateDirectory(Path.GetDirectoryName(output)!);
-        var image = Run(["convert", $"{inputFormat}:{input}[0]", .. steps.SelectMany(Options), $"{format}:{temp}"]);
-        File.Move(temp, output, overwrite: true);
-        return (image.Width, image.Height);
+        var (temp, folder) = ($"{output}.{Guid.NewGuid():N}.tmp", Directory.CreateDirectory(Path.GetDirectoryName(output)!));
+        foreach (var stale in folder.GetFiles($"{Path.GetFileName(output)}.*.tmp"))
+            stale.Delete(); // left by an attempt that died mid-write
+        try
+        {
+            var image = Run(["convert", $"{inputFormat}:{input}[0]", .. steps.SelectMany(Options), $"{format}:{temp}"]);
+            File.Move(temp, output, overwrite: true);
+            return (image.Width, image.Height);
+        }
+        finally
+        {
+            File.Delete(temp); // a partial file if the work failed; nothing once published
+        }
     }
 
     static string[] Options(Step step) => step.Op switch
@@ -57,6 +73,19 @@ public static class Magick
             DestroyImageInfo(imageInfo);
         }
     }
+
+    // The head of MagickCore's ExceptionInfo (magick/exception.h): enough to read the reason.
+    [StructLayout(LayoutKind.Sequential)]
+    readonly record struct ExceptionInfo(int Severity, int ErrorNumber, nint Reason, nint Description);
+
+    [DllImport("libc")] static extern int setenv(string name, string value, int overwrite);
+    [DllImport(Core)] static extern void MagickCoreGenesis(string? path, bool establishSignalHandlers);
+    [DllImport(Core)] static extern nint AcquireImageInfo();
+    [DllImport(Core)] static extern nint DestroyImageInfo(nint imageInfo);
+    [DllImport(Core)] static extern nint AcquireExceptionInfo();
+    [DllImport(Core)] static extern nint DestroyExceptionInfo(nint exception);
+    [DllImport(Core)] static extern nint RelinquishMagickMemory(nint memory);
+    [DllImport(Wand)] static extern bool ConvertImageCommand(nint imageInfo, int argc, string[] argv, ref nint metadata, nint exception);
 }
 
 public sealed class MagickException(string message) : Exception(message);

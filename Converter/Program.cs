@@ -7,20 +7,59 @@ using Npgsql;
 var db = NpgsqlDataSource.Create(Env.Database);
 var bus = await Bus.ConnectAsync();
 
-// Expand each conversion into one job per output line. A redelivered conversion is harmless: a job is unique per
-// (conversion, name), and every job still queued is published again, so a crash between the two steps loses nothing.
-await bus.ConsumeAsync<ConversionMessage>("conversions", prefetch: 8, async message =>
+// Expand each conversion into one job per output line, recording each job's message in the outbox by the same
+// statement. A redelivered conversion is harmless: a job is unique per (conversion, name).
+await bus.ConsumeAsync("conversions", prefetch: 8, async message =>
 {
     await using var connection = await db.OpenConnectionAsync();
-    var text = await connection.QuerySingleAsync<string>(
-        "SELECT operations FROM conversions WHERE id = @ConversionId", message);
-    await connection.ExecuteAsync(
-        "INSERT INTO jobs (conversion_id, name, steps) VALUES (@ConversionId, @Name, @Steps::jsonb) ON CONFLICT DO NOTHING",
-        Operations.Parse(text).Select(output =>
-            new { message.ConversionId, output.Name, Steps = JsonSerializer.Serialize(output.Steps) }));
-    foreach (var job in await connection.QueryAsync<long>(
-        "SELECT id FROM jobs WHERE conversion_id = @ConversionId AND status = 'queued' ORDER BY id", message))
-        await bus.PublishAsync("jobs", new JobMessage(job));
+    var text = await connection.QuerySingleAsync<string>("SELECT operations FROM conversions WHERE id = @Id", message);
+    await connection.ExecuteAsync("""
+        WITH jobs AS (
+            INSERT INTO jobs (conversion_id, name, steps)
+            SELECT @Id, "Name", "Steps" FROM jsonb_to_recordset(@outputs::jsonb) AS outputs("Name" text, "Steps" jsonb)
+            ON CONFLICT DO NOTHING RETURNING id)
+        INSERT INTO outbox (queue, message) SELECT 'jobs', id FROM jobs
+        """, new { message.Id, outputs = JsonSerializer.Serialize(Operations.Parse(text)) });
 });
 
-await Task.Delay(Timeout.Infinite);
+// Dead letters: what a consumer failed on at every delivery. It is recorded as failed, so that nothing waits for it.
+const string GaveUp = "gave up after 5 deliveries: each one failed (the service's log says why)";
+await bus.ConsumeAsync("conversions.dead", prefetch: 8, async message => await db.CreateConnection().ExecuteAsync(
+    "UPDATE conversions SET error = @GaveUp WHERE id = @Id", new { message.Id, GaveUp }));
+await bus.ConsumeAsync("jobs.dead", prefetch: 8, async message => await db.CreateConnection().ExecuteAsync(
+    "UPDATE jobs SET status = 'failed', error = @GaveUp WHERE id = @Id AND status IN ('queued', 'running')",
+    new { message.Id, GaveUp }));
+
+_ = Task.Run(RelayAsync);
+await bus.RunUntilStoppedAsync();
+
+// The outbox relay, for the API and this converter: publishes each message recorded there as soon as Postgres announces
+// its commit, and every second anyway, so that what was recorded before a crash or during an outage still goes out.
+// A message leaves the outbox once the broker has confirmed it.
+async Task RelayAsync()
+{
+    while (true)
+    {
+        try
+        {
+            await using var listener = await db.OpenConnectionAsync();
+            await listener.ExecuteAsync("LISTEN outbox");
+            while (true)
+            {
+                await using (var transaction = await listener.BeginTransactionAsync())
+                {
+                    foreach (var (queue, id) in await listener.QueryAsync<(string, long)>(
+                        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox LIMIT 1000 FOR UPDATE SKIP LOCKED) RETURNING queue, message"))
+                        await bus.PublishAsync(queue, new Message(id));
+                    await transaction.CommitAsync();
+                }
+                await listener.WaitAsync(TimeSpan.FromSeconds(1));
+            }
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"outbox: waiting for the database and the bus: {e.Message}");
+            await Task.Delay(TimeSpan.FromSeconds(1));
+        }
+    }
+}

@@ -8,13 +8,13 @@ var db = NpgsqlDataSource.Create(Env.Database);
 var bus = await Bus.ConnectAsync();
 
 // One job at a time: ImageMagick already spreads one image over the cores it is allowed.
-await bus.ConsumeAsync<JobMessage>("jobs", prefetch: 1, async message =>
+await bus.ConsumeAsync("jobs", prefetch: 1, async message =>
 {
     await using var connection = await db.OpenConnectionAsync();
     // Claim the job. One already done or failed was delivered twice: there is nothing left to do.
     var job = await connection.QuerySingleOrDefaultAsync<ClaimedJob>("""
         UPDATE jobs SET status = 'running', updated = now() FROM conversions, photos
-        WHERE jobs.id = @JobId AND jobs.status IN ('queued', 'running')
+        WHERE jobs.id = @Id AND jobs.status IN ('queued', 'running')
           AND conversions.id = jobs.conversion_id AND photos.id = conversions.photo_id
         RETURNING jobs.id, jobs.steps::text AS steps, photos.path, photos.format
         """, message);
@@ -42,6 +42,6 @@ await bus.ConsumeAsync<JobMessage>("jobs", prefetch: 1, async message =>
         """, new { job.Id, output, error, width, height });
 });
 
-await Task.Delay(Timeout.Infinite);
+await bus.RunUntilStoppedAsync();
 
 sealed record ClaimedJob(long Id, string Steps, string Path, string Format);

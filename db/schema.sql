@@ -16,10 +16,11 @@ CREATE TABLE IF NOT EXISTS conversions (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     photo_id    bigint NOT NULL REFERENCES photos,
     operations  text NOT NULL,              -- the operations file as posted
+    error       text,                       -- why the converter gave up on it, if it did
     created     timestamptz NOT NULL DEFAULT now()
 );
 
--- One output image of a conversion. A conversion's status is derived from its jobs: none yet is 'pending'.
+-- One output image of a conversion. A conversion's status is derived from its jobs (none yet is 'pending') and error.
 CREATE TABLE IF NOT EXISTS jobs (
     id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     conversion_id  bigint NOT NULL REFERENCES conversions,
@@ -34,3 +35,19 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated        timestamptz NOT NULL DEFAULT now(),
     UNIQUE (conversion_id, name)             -- a redelivered conversion cannot add its jobs twice
 );
+
+-- The transactional outbox: a message is recorded in the same statement as the row it announces, and the converter's
+-- relay publishes it and deletes it once the broker has confirmed it, so a crash between the two loses nothing.
+CREATE TABLE IF NOT EXISTS outbox (
+    id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    queue    text NOT NULL,                 -- conversions or jobs
+    message  bigint NOT NULL                -- the id the message carries
+);
+
+-- Each insert wakes the relay at once; it also looks every second.
+CREATE OR REPLACE FUNCTION notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('outbox', '');
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER outbox_notify AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION notify_outbox();

@@ -11,6 +11,7 @@ namespace ImageProcessor.Tests;
 public sealed class Cluster : IAsyncLifetime
 {
     public const long MaxUploadBytes = 2_000_000, MaxPixels = 20_000_000;
+    public const string ApiKey = "test-key-3f9c";
     public static readonly string Root = FindRoot(AppContext.BaseDirectory);
     readonly List<Process> processes = [];
 
@@ -25,10 +26,33 @@ public sealed class Cluster : IAsyncLifetime
             throw new InvalidOperationException("DATABASE and BUS are not set: run the suite with ./test.sh");
         // As curl does for large bodies, so that a refused upload is answered before its body is sent.
         Http = new HttpClient { BaseAddress = Address, DefaultRequestHeaders = { ExpectContinue = true } };
+        Http.DefaultRequestHeaders.Authorization = new("Bearer", ApiKey);
         Start("Api");
         Start("Converter");
         Start("Processor");
         Start("Processor");
+        await WaitUntilHealthyAsync();
+    }
+
+    /// <summary>The running processes of one service.</summary>
+    public Process[] Running(string project) => [.. processes.Where(p => p.StartInfo.Environment["PROJECT"] == project && !p.HasExited)];
+
+    /// <summary>Ends a process as the fault tests do, with kill -9 or SIGTERM, and waits for it to exit.</summary>
+    public void Stop(Process process, string signal)
+    {
+        Helpers.Run("kill", $"-{signal}", $"{process.Id}");
+        Assert.True(process.WaitForExit(30_000), $"{process.StartInfo.Environment["PROJECT"]} did not exit on SIG{signal}");
+        processes.Remove(process);
+    }
+
+    public async Task StartAsync(string project)
+    {
+        Start(project);
+        await WaitUntilHealthyAsync();
+    }
+
+    public async Task WaitUntilHealthyAsync()
+    {
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (!await IsHealthyAsync())
         {
@@ -56,6 +80,8 @@ public sealed class Cluster : IAsyncLifetime
         var dll = Path.Combine(Root, project, "bin", configuration!, "net10.0", $"{project}.dll");
         var log = Path.Combine(Scratch, $"{project.ToLowerInvariant()}-{processes.Count}.log");
         var start = new ProcessStartInfo("bash", ["-c", $"exec dotnet {dll} >>{log} 2>&1"]) { WorkingDirectory = Scratch };
+        start.Environment["PROJECT"] = project;
+        start.Environment["API_KEY"] = ApiKey;
         start.Environment["NAS"] = Nas;
         start.Environment["ASPNETCORE_URLS"] = Address.ToString();
         start.Environment["MAX_UPLOAD_BYTES"] = $"{MaxUploadBytes}";

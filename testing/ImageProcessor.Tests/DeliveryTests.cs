@@ -1,7 +1,6 @@
 using System.Text.Json;
 using Dapper;
 using Npgsql;
-using RabbitMQ.Client;
 
 namespace ImageProcessor.Tests;
 
@@ -19,8 +18,8 @@ public sealed class DeliveryTests(Cluster cluster)
         var id = conversion.GetProperty("id").GetInt64();
 
         var bus = await Bus.ConnectAsync();
-        await bus.PublishAsync("conversions", new ConversionMessage(id));
-        await WaitForQueuesToEmptyAsync();
+        await bus.PublishAsync("conversions", new Message(id));
+        await Helpers.WaitForQueuesToEmptyAsync();
 
         var again = await http.WaitForAsync($"/conversions/{id}");
         Assert.Equal(conversion.GetProperty("jobs").ToString(), again.GetProperty("jobs").ToString());
@@ -34,9 +33,9 @@ public sealed class DeliveryTests(Cluster cluster)
         var before = await db.CreateConnection().QuerySingleAsync<DateTime>("SELECT updated FROM jobs WHERE id = @id", new { id });
 
         var bus = await Bus.ConnectAsync();
-        await bus.PublishAsync("jobs", new JobMessage(id));
-        await bus.PublishAsync("jobs", new JobMessage(id));
-        await WaitForQueuesToEmptyAsync();
+        await bus.PublishAsync("jobs", new Message(id));
+        await bus.PublishAsync("jobs", new Message(id));
+        await Helpers.WaitForQueuesToEmptyAsync();
 
         Assert.Equal(before, await db.CreateConnection().QuerySingleAsync<DateTime>("SELECT updated FROM jobs WHERE id = @id", new { id }));
         Assert.Equal([$"{id}.jpeg"], Outputs(id));
@@ -51,8 +50,8 @@ public sealed class DeliveryTests(Cluster cluster)
         await db.CreateConnection().ExecuteAsync("UPDATE jobs SET status = 'running', output = NULL WHERE id = @id", new { id });
 
         var bus = await Bus.ConnectAsync();
-        await bus.PublishAsync("jobs", new JobMessage(id));
-        await WaitForQueuesToEmptyAsync();
+        await bus.PublishAsync("jobs", new Message(id));
+        await Helpers.WaitForQueuesToEmptyAsync();
 
         var conversion = await http.WaitForAsync($"/conversions/{Conversion(id)}");
         Assert.Equal("done", conversion.Job("1").GetProperty("status").GetString());
@@ -65,18 +64,4 @@ public sealed class DeliveryTests(Cluster cluster)
 
     long Conversion(long job) =>
         db.CreateConnection().QuerySingle<long>("SELECT conversion_id FROM jobs WHERE id = @job", new { job });
-
-    // Waits until the broker holds no ready message on either queue, then a little longer for the last one in hand.
-    static async Task WaitForQueuesToEmptyAsync()
-    {
-        await using var connection = await new ConnectionFactory { Uri = new Uri(Env.Bus) }.CreateConnectionAsync();
-        await using var channel = await connection.CreateChannelAsync();
-        foreach (var queue in new[] { "conversions", "jobs" })
-            for (var tries = 0; (await channel.QueueDeclarePassiveAsync(queue)).MessageCount > 0; tries++)
-            {
-                Assert.True(tries < 200, $"{queue} did not drain");
-                await Task.Delay(50);
-            }
-        await Task.Delay(500);
-    }
 }

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
+using RabbitMQ.Client;
 
 namespace ImageProcessor.Tests;
 
@@ -41,7 +42,7 @@ public static class Helpers
         return await http.WaitForAsync(response.Headers.Location!.ToString());
     }
 
-    public static async Task<JsonElement> WaitForAsync(this HttpClient http, string conversion)
+    public static async Task<JsonElement> WaitForAsync(this HttpClient http, string conversion, TimeSpan? within = null)
     {
         var clock = Stopwatch.StartNew();
         while (true)
@@ -49,9 +50,24 @@ public static class Helpers
             var body = await http.GetFromJsonAsync<JsonElement>(conversion);
             if (body.GetProperty("status").GetString() is "done" or "failed")
                 return body;
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"{conversion} did not finish: {body}");
+            Assert.True(clock.Elapsed < (within ?? TimeSpan.FromSeconds(60)), $"{conversion} did not finish: {body}");
             await Task.Delay(50);
         }
+    }
+
+    /// <summary>Waits until the broker holds no message on the work queues or their dead-letter queues, then a little
+    /// longer for the last one in hand.</summary>
+    public static async Task WaitForQueuesToEmptyAsync()
+    {
+        await using var connection = await new ConnectionFactory { Uri = new Uri(Env.Bus) }.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        foreach (var queue in new[] { "conversions", "jobs", "conversions.dead", "jobs.dead" })
+            for (var tries = 0; (await channel.QueueDeclarePassiveAsync(queue)).MessageCount > 0; tries++)
+            {
+                Assert.True(tries < 400, $"{queue} did not drain");
+                await Task.Delay(50);
+            }
+        await Task.Delay(500);
     }
 
     public static JsonElement Job(this JsonElement conversion, string name) =>
