@@ -12,9 +12,6 @@ namespace ImageProcessor;
 /// </summary>
 public sealed class Bus(IConnection connection, IChannel publisher)
 {
-    volatile bool stopping;
-    int busy; // handlers at work
-
     public bool IsOpen => connection.IsOpen;
 
     public static async Task<Bus> ConnectAsync()
@@ -24,15 +21,14 @@ public sealed class Bus(IConnection connection, IChannel publisher)
             publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true));
         foreach (var queue in new[] { "conversions", "jobs" })
         {
-            var quorum = new Dictionary<string, object?> { ["x-queue-type"] = "quorum" };
-            await publisher.QueueDeclareAsync($"{queue}.dead", durable: true, exclusive: false, autoDelete: false,
-                arguments: quorum);
-            quorum["x-delivery-limit"] = 5;
-            quorum["x-dead-letter-exchange"] = "";
-            quorum["x-dead-letter-routing-key"] = $"{queue}.dead";
-            await publisher.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false, arguments: quorum);
+            await Declare($"{queue}.dead", []);
+            await Declare(queue, new() { ["x-delivery-limit"] = 5, ["x-dead-letter-exchange"] = "",
+                ["x-dead-letter-routing-key"] = $"{queue}.dead" });
         }
         return new Bus(connection, publisher);
+
+        Task Declare(string queue, Dictionary<string, object?> arguments) => publisher.QueueDeclareAsync(queue, durable: true,
+            exclusive: false, autoDelete: false, arguments: new Dictionary<string, object?>(arguments) { ["x-queue-type"] = "quorum" });
     }
 
     public async Task PublishAsync(string queue, Message message) =>
@@ -47,51 +43,35 @@ public sealed class Bus(IConnection connection, IChannel publisher)
         var consumer = new AsyncEventingBasicConsumer(channel);
         consumer.ReceivedAsync += async (_, delivery) =>
         {
-            Interlocked.Increment(ref busy);
+            var message = (Message?)null;
             try
             {
-                // Once stopping, a message is left unacked, and closing hands it back to the queue.
-                for (var done = false; !done && !stopping;)
-                {
-                    try
-                    {
-                        await handle(JsonSerializer.Deserialize<Message>(delivery.Body.Span)!);
-                        await channel.BasicAckAsync(delivery.DeliveryTag, multiple: false);
-                        done = true;
-                    }
-                    catch (DbException e) when (e.IsTransient) // not the message's fault: it waits, keeping its deliveries
-                    {
-                        Console.Error.WriteLine($"{queue}: waiting for the database: {e.Message}");
-                        await Task.Delay(TimeSpan.FromSeconds(1));
-                    }
-                }
+                await handle(message = JsonSerializer.Deserialize<Message>(delivery.Body.Span)!);
+                await channel.BasicAckAsync(delivery.DeliveryTag, multiple: false);
             }
             catch (Exception e)
             {
-                // Handed back after a pause, up to the delivery limit; a message that cannot be read is dead at once.
+                // Back to the queue after a pause, up to the delivery limit; but one that cannot be read is dead at once,
+                // and one the database was away for is not at fault: it goes back as a copy, its deliveries intact.
                 Console.Error.WriteLine($"{queue}: {e.GetType().Name}: {e.Message}");
                 await Task.Delay(TimeSpan.FromSeconds(1));
-                await channel.BasicNackAsync(delivery.DeliveryTag, multiple: false, requeue: e is not JsonException);
-            }
-            finally
-            {
-                Interlocked.Decrement(ref busy);
+                var transient = e is DbException { IsTransient: true };
+                if (transient)
+                    await PublishAsync(queue, message!);
+                await (transient ? channel.BasicAckAsync(delivery.DeliveryTag, multiple: false)
+                    : channel.BasicNackAsync(delivery.DeliveryTag, multiple: false, requeue: e is not JsonException));
             }
         };
         await channel.BasicConsumeAsync(queue, autoAck: false, consumer);
     }
 
-    /// <summary>Runs until SIGTERM (a deploy, a scale-down), then takes no more messages, lets the handlers at work
-    /// finish, and closes, which hands every message not acked back to its queue.</summary>
+    /// <summary>Runs until SIGTERM, as a deploy or a scale-down sends, then closes: closing waits for the handlers at work
+    /// to finish, and hands every message not acked back to its queue.</summary>
     public async Task RunUntilStoppedAsync()
     {
-        var stop = new TaskCompletionSource();
-        // Cancelling the signal's default, an immediate exit: the process ends when this returns.
+        var stop = new TaskCompletionSource(); // cancelling SIGTERM's default, an exit at once: we exit once closed
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal => signal.Cancel = stop.TrySetResult());
         await stop.Task;
-        stopping = true;
-        while (Volatile.Read(ref busy) > 0)
-            await Task.Delay(50);
         await connection.CloseAsync();
     }
 }

@@ -34,8 +34,8 @@ _ = Task.Run(RelayAsync);
 await bus.RunUntilStoppedAsync();
 
 // The outbox relay, for the API and this converter: publishes each message recorded there as soon as Postgres announces
-// its commit, and every second anyway, so that what was recorded before a crash or during an outage still goes out.
-// A message leaves the outbox once the broker has confirmed it.
+// its commit, and every second anyway, so that one recorded before a crash or during an outage still goes out. A message
+// leaves the outbox once the broker has confirmed it.
 async Task RelayAsync()
 {
     while (true)
@@ -44,16 +44,13 @@ async Task RelayAsync()
         {
             await using var listener = await db.OpenConnectionAsync();
             await listener.ExecuteAsync("LISTEN outbox");
-            while (true)
+            for (; ; await listener.WaitAsync(TimeSpan.FromSeconds(1))) // a commit's notification, or a second
             {
-                await using (var transaction = await listener.BeginTransactionAsync())
-                {
-                    foreach (var (queue, id) in await listener.QueryAsync<(string, long)>(
-                        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox LIMIT 1000 FOR UPDATE SKIP LOCKED) RETURNING queue, message"))
-                        await bus.PublishAsync(queue, new Message(id));
-                    await transaction.CommitAsync();
-                }
-                await listener.WaitAsync(TimeSpan.FromSeconds(1));
+                await using var transaction = await listener.BeginTransactionAsync();
+                foreach (var (queue, id) in await listener.QueryAsync<(string, long)>(
+                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox LIMIT 1000 FOR UPDATE SKIP LOCKED) RETURNING queue, message"))
+                    await bus.PublishAsync(queue, new Message(id));
+                await transaction.CommitAsync();
             }
         }
         catch (Exception e)
