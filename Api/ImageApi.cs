@@ -75,33 +75,32 @@ public static class ImageApi
                 INSERT INTO conversions (photo_id, operations) SELECT id, @text FROM photos WHERE id = @id RETURNING id)
             INSERT INTO outbox (queue, message) SELECT 'conversions', id FROM conversion RETURNING message
             """, new { id, text });
-        if (conversion is not { } conversionId)
-            return NotFound("photo", id);
-        return TypedResults.Accepted($"/conversions/{conversionId}", new Conversion(conversionId, id, "pending", null, []));
+        return conversion is { } created
+            ? TypedResults.Accepted($"/conversions/{created}", new Conversion(created, id, "pending", [])) : NotFound("photo", id);
     }
 
     static async Task<Results<Ok<Conversion>, ProblemHttpResult>> GetConversion(long id, NpgsqlConnection db)
     {
-        if (await db.QuerySingleOrDefaultAsync<(long PhotoId, string? Error)?>(
-            "SELECT photo_id, error FROM conversions WHERE id = @id", new { id }) is not (var photoId, var error))
+        var photoId = await db.QuerySingleOrDefaultAsync<long?>("SELECT photo_id FROM conversions WHERE id = @id", new { id });
+        if (photoId is null)
             return NotFound("conversion", id);
         var jobs = (await db.QueryAsync<Job>("""
             SELECT id, name, status, error, CASE WHEN status = 'done' THEN '/jobs/' || id || '/output' END AS output
             FROM jobs WHERE conversion_id = @id ORDER BY id
             """, new { id })).ToList();
         // Pending until the converter has made the jobs, running while any is unfinished, then failed if any failed.
-        var status = error is not null ? "failed" : jobs.Count == 0 ? "pending"
+        var status = jobs.Count == 0 ? "pending"
             : jobs.Any(job => job.Status is "queued" or "running") ? "running"
             : jobs.Any(job => job.Status == "failed") ? "failed" : "done";
-        return TypedResults.Ok(new Conversion(id, photoId, status, error, jobs));
+        return TypedResults.Ok(new Conversion(id, photoId.Value, status, jobs));
     }
 
     static async Task<Results<PhysicalFileHttpResult, ProblemHttpResult>> GetOutput(long id, NpgsqlConnection db) =>
-        await db.QuerySingleOrDefaultAsync<JobOutput>("SELECT status, output FROM jobs WHERE id = @id", new { id }) switch
+        await db.QuerySingleOrDefaultAsync<(string Status, string? Output)?>("SELECT status, output FROM jobs WHERE id = @id", new { id }) switch
         {
             null => NotFound("job", id),
-            { Output: { } path } => NasFile(path),
-            var job => Problem(404, $"job {id} has no output: it is {job.Status}"),
+            (_, { } path) => NasFile(path),
+            var (status, _) => Problem(404, $"job {id} has no output: it is {status}"),
         };
 
     static async Task<Results<Ok<string>, ProblemHttpResult>> Health(NpgsqlConnection db, Bus bus)
@@ -120,6 +119,5 @@ public static class ImageApi
 }
 
 public sealed record Photo(long Id, int Width, int Height, string Format, long Bytes, string? Source);
-public sealed record Conversion(long Id, long PhotoId, string Status, string? Error, List<Job> Jobs);
+public sealed record Conversion(long Id, long PhotoId, string Status, List<Job> Jobs);
 public sealed record Job(long Id, string Name, string Status, string? Error, string? Output);
-public sealed record JobOutput(string Status, string? Output);

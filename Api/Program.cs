@@ -6,11 +6,9 @@ var builder = WebApplication.CreateSlimBuilder(args);
 builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 builder.WebHost.UseUrls(builder.Configuration["urls"] ?? "http://localhost:8080");
 
-// Database: one pool for the process, one connection per request, opened by Dapper only while a query runs.
+// Database and bus: one pool for the process, one connection per request, opened by Dapper only while a query runs.
 builder.Services.AddSingleton(NpgsqlDataSource.Create(Env.Database));
 builder.Services.AddScoped(services => services.GetRequiredService<NpgsqlDataSource>().CreateConnection());
-
-// Bus
 builder.Services.AddSingleton(await Bus.ConnectAsync());
 
 // Errors: every one leaves as RFC 9457 ProblemDetails; one that is not our fault carries its message as the detail.
@@ -29,15 +27,12 @@ app.UseStatusCodePages();
 // Access: with API_KEY set, every endpoint but /healthz wants it. New work is refused while the bus is away, since
 // nothing could start it: the camera keeps its photo and tries again.
 var apiKey = Env.Get("API_KEY", "");
-app.Use(async (context, next) =>
-{
-    if (apiKey != "" && context.Request.Path != "/healthz" && context.Request.Headers.Authorization != $"Bearer {apiKey}")
-        await TypedResults.Problem("send the API key as the header 'Authorization: Bearer <key>'", statusCode: 401).ExecuteAsync(context);
-    else if (HttpMethods.IsPost(context.Request.Method) && !context.RequestServices.GetRequiredService<Bus>().IsOpen)
-        await TypedResults.Problem("the message bus is unreachable; try again shortly", statusCode: 503).ExecuteAsync(context);
-    else
-        await next(context);
-});
+app.Use((context, next) => (
+    apiKey != "" && context.Request.Path != "/healthz" && context.Request.Headers.Authorization != $"Bearer {apiKey}"
+        ? TypedResults.Problem("send the API key as the header 'Authorization: Bearer <key>'", statusCode: 401)
+    : HttpMethods.IsPost(context.Request.Method) && !context.RequestServices.GetRequiredService<Bus>().IsOpen
+        ? TypedResults.Problem("the message bus is unreachable; try again shortly", statusCode: 503)
+    : null)?.ExecuteAsync(context) ?? next(context));
 Directory.CreateDirectory(Path.Combine(Env.Nas, "photos"));
 app.MapImageApi();
 app.Run();

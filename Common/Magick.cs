@@ -10,6 +10,7 @@ namespace ImageProcessor;
 public static class Magick
 {
     const string Wand = "libMagickWand-6.Q16.so.6", Core = "libMagickCore-6.Q16.so.6";
+    const int ReasonOffset = 8; // MagickCore's ExceptionInfo (magick/exception.h) begins: int severity, error_number; char *reason
 
     static Magick()
     {
@@ -26,9 +27,8 @@ public static class Magick
     /// another coder, and writes output atomically: whole or not at all. Returns the output's size.</summary>
     public static (int Width, int Height) Convert(string input, string inputFormat, Step[] steps, string output, string format)
     {
-        var (temp, folder) = ($"{output}.{Guid.NewGuid():N}.tmp", Directory.CreateDirectory(Path.GetDirectoryName(output)!));
-        foreach (var stale in folder.GetFiles($"{Path.GetFileName(output)}.*.tmp"))
-            stale.Delete(); // left by an attempt that died mid-write
+        var temp = $"{output}.{Guid.NewGuid():N}.tmp";
+        Directory.CreateDirectory(Path.GetDirectoryName(output)!);
         try
         {
             var image = Run(["convert", $"{inputFormat}:{input}[0]", .. steps.SelectMany(Options), $"{format}:{temp}"]);
@@ -62,7 +62,7 @@ public static class Magick
         try
         {
             if (!ConvertImageCommand(imageInfo, arguments.Length, arguments, ref metadata, exception))
-                throw new MagickException(Marshal.PtrToStringUTF8(Marshal.PtrToStructure<ExceptionInfo>(exception).Reason)!);
+                throw new MagickException(Marshal.PtrToStringUTF8(Marshal.ReadIntPtr(exception, ReasonOffset))!);
             var fields = Marshal.PtrToStringUTF8(metadata)!.Split(',');
             return (int.Parse(fields[0]), int.Parse(fields[1]), fields[2].ToLowerInvariant());
         }
@@ -73,10 +73,6 @@ public static class Magick
             DestroyImageInfo(imageInfo);
         }
     }
-
-    // The head of MagickCore's ExceptionInfo (magick/exception.h): enough to read the reason.
-    [StructLayout(LayoutKind.Sequential)]
-    readonly record struct ExceptionInfo(int Severity, int ErrorNumber, nint Reason, nint Description);
 
     [DllImport("libc")] static extern int setenv(string name, string value, int overwrite);
     [DllImport(Core)] static extern void MagickCoreGenesis(string? path, bool establishSignalHandlers);

@@ -4,14 +4,12 @@ using System.Text.RegularExpressions;
 namespace ImageProcessor;
 
 /// <summary>
-/// An operations file: one output image per non-blank line, `#` starts a comment. A line is
-/// `[name:] op [arg] | op [arg] | ...`; the name (1-64 letters, digits, '-', '_') defaults to the line number, and
-/// the steps apply left to right:
-///     resize, thumbnail GEOMETRY     W, xH, WxH, optionally ending in ! ^ > or <; or P%
-///     crop WxH[+X+Y]                 without an offset the crop is centred
-///     rotate DEGREES   blur SIGMA   sharpen SIGMA   quality 1-100   modulate B[,S[,H]]
-///     format jpeg|png|webp|gif|tiff  autoorient flip flop grayscale normalize strip
-/// Every mistake raises OperationsException with one message form: "line 2: unknown operation 'rotat'".
+/// An operations file: one output image per non-blank line, `#` starts a comment. A line is `[name:] op [arg] | ...`,
+/// its steps applied left to right; the name (1-64 letters, digits, '-', '_') defaults to the line number. Operations:
+/// resize|thumbnail W, xH, WxH (ending in ! ^ > or < if wanted) or P%; crop WxH[+X+Y] (centred without an offset);
+/// rotate DEGREES; blur|sharpen SIGMA; quality 1-100; modulate B[,S[,H]]; format jpeg|png|webp|gif|tiff; autoorient,
+/// flip, flop, grayscale, normalize, strip. Every mistake raises OperationsException with one message form:
+/// "line 2: unknown operation 'rotat'".
 /// </summary>
 public static class Operations
 {

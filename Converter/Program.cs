@@ -22,20 +22,17 @@ await bus.ConsumeAsync("conversions", prefetch: 8, async message =>
         """, new { message.Id, outputs = JsonSerializer.Serialize(Operations.Parse(text)) });
 });
 
-// Dead letters: what a consumer failed on at every delivery. It is recorded as failed, so that nothing waits for it.
-const string GaveUp = "gave up after 5 deliveries: each one failed (the service's log says why)";
-await bus.ConsumeAsync("conversions.dead", prefetch: 8, async message => await db.CreateConnection().ExecuteAsync(
-    "UPDATE conversions SET error = @GaveUp WHERE id = @Id", new { message.Id, GaveUp }));
-await bus.ConsumeAsync("jobs.dead", prefetch: 8, async message => await db.CreateConnection().ExecuteAsync(
-    "UPDATE jobs SET status = 'failed', error = @GaveUp WHERE id = @Id AND status IN ('queued', 'running')",
-    new { message.Id, GaveUp }));
+// A dead-lettered job, one its processors failed on at every delivery, is recorded as failed: nothing waits for it.
+await bus.ConsumeAsync("jobs.dead", prefetch: 8, async message => await db.CreateConnection().ExecuteAsync("""
+    UPDATE jobs SET status = 'failed', error = 'gave up after 5 deliveries, each of which failed (see the processor log)'
+    WHERE id = @Id AND status IN ('queued', 'running')
+    """, message));
 
 _ = Task.Run(RelayAsync);
 await bus.RunUntilStoppedAsync();
 
-// The outbox relay, for the API and this converter: publishes each message recorded there as soon as Postgres announces
-// its commit, and every second anyway, so that one recorded before a crash or during an outage still goes out. A message
-// leaves the outbox once the broker has confirmed it.
+// The outbox relay, for the API and this converter: publishes what is recorded there as soon as Postgres announces a
+// commit and every second anyway, so that what a crash or an outage held back still goes out, then deletes it.
 async Task RelayAsync()
 {
     while (true)

@@ -16,11 +16,10 @@ CREATE TABLE IF NOT EXISTS conversions (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     photo_id    bigint NOT NULL REFERENCES photos,
     operations  text NOT NULL,              -- the operations file as posted
-    error       text,                       -- why the converter gave up on it, if it did
     created     timestamptz NOT NULL DEFAULT now()
 );
 
--- One output image of a conversion. A conversion's status is derived from its jobs (none yet is 'pending') and error.
+-- One output image of a conversion. A conversion's status is derived from its jobs: none yet is 'pending'.
 CREATE TABLE IF NOT EXISTS jobs (
     id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     conversion_id  bigint NOT NULL REFERENCES conversions,
