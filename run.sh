@@ -13,6 +13,8 @@ start_rabbitmq "$PWD/bus" 5672 15672
 dotnet build ImageProcessor.sln -c Release -v quiet -nologo
 
 export NAS=$PWD/nas
+# Every endpoint but /healthz wants this key; one is made up for the session unless API_KEY is set.
+export API_KEY=${API_KEY:-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')}
 mkdir -p logs
 start logs/api.log dotnet Api/bin/Release/net10.0/Api.dll
 start logs/converter.log dotnet Converter/bin/Release/net10.0/Converter.dll
@@ -23,7 +25,8 @@ until curl -fsS http://localhost:8080/healthz >/dev/null 2>&1; do sleep 0.5; don
 
 cat <<MSG
 ImageProcessor is up with ${PROCESSORS:-2} processors.
-  API            http://localhost:8080   (try: testing/data/test.sh)
+  API            http://localhost:8080   (try: API_KEY=$API_KEY testing/data/test.sh)
+  API key        $API_KEY                (send it as: Authorization: Bearer <key>)
   RabbitMQ UI    http://localhost:15672  (guest/guest)
   Postgres       127.0.0.1:5432          (imageprocessor/imageprocessor)
   Logs           logs/    NAS: nas/

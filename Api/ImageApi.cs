@@ -64,19 +64,18 @@ public static class ImageApi
             is { } path ? NasFile(path) : NotFound("photo", id);
 
     static async Task<Results<Accepted<Conversion>, ProblemHttpResult>> PostOperations(
-        long id, HttpRequest request, NpgsqlConnection db)
+        long id, HttpRequest request, NpgsqlConnection db, Bus bus)
     {
         var body = request.HasFormContentType ? (await request.ReadFormAsync()).Files["file"]?.OpenReadStream() : request.Body;
         var text = await new StreamReader(body ?? Stream.Null).ReadToEndAsync();
         Operations.Parse(text); // a mistake throws OperationsException, which leaves as 400 naming its line
-        // The conversion and its message in the outbox, in one statement: the converter's relay publishes it.
-        var conversion = await db.QuerySingleOrDefaultAsync<long?>("""
-            WITH conversion AS (
-                INSERT INTO conversions (photo_id, operations) SELECT id, @text FROM photos WHERE id = @id RETURNING id)
-            INSERT INTO outbox (queue, message) SELECT 'conversions', id FROM conversion RETURNING message
-            """, new { id, text });
-        return conversion is { } created
-            ? TypedResults.Accepted($"/conversions/{created}", new Conversion(created, id, "pending", [])) : NotFound("photo", id);
+        var conversion = await db.QuerySingleOrDefaultAsync<long?>(
+            "INSERT INTO conversions (photo_id, operations) SELECT id, @text FROM photos WHERE id = @id RETURNING id",
+            new { id, text });
+        if (conversion is not { } created)
+            return NotFound("photo", id);
+        await bus.PublishAsync("conversions", new Message(created));
+        return TypedResults.Accepted($"/conversions/{created}", new Conversion(created, id, "pending", []));
     }
 
     static async Task<Results<Ok<Conversion>, ProblemHttpResult>> GetConversion(long id, NpgsqlConnection db)

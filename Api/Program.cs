@@ -24,8 +24,7 @@ app.UseExceptionHandler(new ExceptionHandlerOptions
 });
 app.UseStatusCodePages();
 
-// Access: with API_KEY set, every endpoint but /healthz wants it. New work is refused while the bus is away, since
-// nothing could start it: the camera keeps its photo and tries again.
+// Access: API_KEY, when set, guards all but /healthz. New work waits while the bus is away: nothing could start it.
 var apiKey = Env.Get("API_KEY", "");
 app.Use((context, next) => (
     apiKey != "" && context.Request.Path != "/healthz" && context.Request.Headers.Authorization != $"Bearer {apiKey}"

@@ -1,5 +1,3 @@
-using System.Data.Common;
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using RabbitMQ.Client;
 using RabbitMQ.Client.Events;
@@ -43,36 +41,20 @@ public sealed class Bus(IConnection connection, IChannel publisher)
         var consumer = new AsyncEventingBasicConsumer(channel);
         consumer.ReceivedAsync += async (_, delivery) =>
         {
-            var message = (Message?)null;
             try
             {
-                await handle(message = JsonSerializer.Deserialize<Message>(delivery.Body.Span)!);
+                await handle(JsonSerializer.Deserialize<Message>(delivery.Body.Span)!);
                 await channel.BasicAckAsync(delivery.DeliveryTag, multiple: false);
             }
             catch (Exception e)
             {
-                // Back to the queue after a pause, up to the delivery limit; but one that cannot be read is dead at once,
-                // and one the database was away for is not at fault: it goes back as a copy, its deliveries intact.
+                // Back to the queue after a pause, so that a short outage keeps its deliveries; an unreadable one is dead.
                 Console.Error.WriteLine($"{queue}: {e.GetType().Name}: {e.Message}");
                 await Task.Delay(TimeSpan.FromSeconds(1));
-                var transient = e is DbException { IsTransient: true };
-                if (transient)
-                    await PublishAsync(queue, message!);
-                await (transient ? channel.BasicAckAsync(delivery.DeliveryTag, multiple: false)
-                    : channel.BasicNackAsync(delivery.DeliveryTag, multiple: false, requeue: e is not JsonException));
+                await channel.BasicNackAsync(delivery.DeliveryTag, multiple: false, requeue: e is not JsonException);
             }
         };
         await channel.BasicConsumeAsync(queue, autoAck: false, consumer);
-    }
-
-    /// <summary>Runs until SIGTERM, as a deploy or a scale-down sends, then closes: closing waits for the handlers at work
-    /// to finish, and hands every message not acked back to its queue.</summary>
-    public async Task RunUntilStoppedAsync()
-    {
-        var stop = new TaskCompletionSource(); // cancelling SIGTERM's default, an exit at once: we exit once closed
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal => signal.Cancel = stop.TrySetResult());
-        await stop.Task;
-        await connection.CloseAsync();
     }
 }
 

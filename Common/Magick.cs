@@ -29,16 +29,9 @@ public static class Magick
     {
         var temp = $"{output}.{Guid.NewGuid():N}.tmp";
         Directory.CreateDirectory(Path.GetDirectoryName(output)!);
-        try
-        {
-            var image = Run(["convert", $"{inputFormat}:{input}[0]", .. steps.SelectMany(Options), $"{format}:{temp}"]);
-            File.Move(temp, output, overwrite: true);
-            return (image.Width, image.Height);
-        }
-        finally
-        {
-            File.Delete(temp); // a partial file if the work failed; nothing once published
-        }
+        var image = Run(["convert", $"{inputFormat}:{input}[0]", .. steps.SelectMany(Options), $"{format}:{temp}"]);
+        File.Move(temp, output, overwrite: true);
+        return (image.Width, image.Height);
     }
 
     static string[] Options(Step step) => step.Op switch

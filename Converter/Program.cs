@@ -7,19 +7,19 @@ using Npgsql;
 var db = NpgsqlDataSource.Create(Env.Database);
 var bus = await Bus.ConnectAsync();
 
-// Expand each conversion into one job per output line, recording each job's message in the outbox by the same
-// statement. A redelivered conversion is harmless: a job is unique per (conversion, name).
+// Expand each conversion into one job per output line. A redelivered conversion is harmless: a job is unique per
+// (conversion, name), and every job still queued is published again, so a crash between the two steps loses nothing.
 await bus.ConsumeAsync("conversions", prefetch: 8, async message =>
 {
     await using var connection = await db.OpenConnectionAsync();
     var text = await connection.QuerySingleAsync<string>("SELECT operations FROM conversions WHERE id = @Id", message);
     await connection.ExecuteAsync("""
-        WITH jobs AS (
-            INSERT INTO jobs (conversion_id, name, steps)
-            SELECT @Id, "Name", "Steps" FROM jsonb_to_recordset(@outputs::jsonb) AS outputs("Name" text, "Steps" jsonb)
-            ON CONFLICT DO NOTHING RETURNING id)
-        INSERT INTO outbox (queue, message) SELECT 'jobs', id FROM jobs
+        INSERT INTO jobs (conversion_id, name, steps)
+        SELECT @Id, "Name", "Steps" FROM jsonb_to_recordset(@outputs::jsonb) AS outputs("Name" text, "Steps" jsonb)
+        ON CONFLICT DO NOTHING
         """, new { message.Id, outputs = JsonSerializer.Serialize(Operations.Parse(text)) });
+    foreach (var job in await connection.QueryAsync<long>("SELECT id FROM jobs WHERE conversion_id = @Id AND status = 'queued'", message))
+        await bus.PublishAsync("jobs", new Message(job));
 });
 
 // A dead-lettered job, one its processors failed on at every delivery, is recorded as failed: nothing waits for it.
@@ -28,32 +28,4 @@ await bus.ConsumeAsync("jobs.dead", prefetch: 8, async message => await db.Creat
     WHERE id = @Id AND status IN ('queued', 'running')
     """, message));
 
-_ = Task.Run(RelayAsync);
-await bus.RunUntilStoppedAsync();
-
-// The outbox relay, for the API and this converter: publishes what is recorded there as soon as Postgres announces a
-// commit and every second anyway, so that what a crash or an outage held back still goes out, then deletes it.
-async Task RelayAsync()
-{
-    while (true)
-    {
-        try
-        {
-            await using var listener = await db.OpenConnectionAsync();
-            await listener.ExecuteAsync("LISTEN outbox");
-            for (; ; await listener.WaitAsync(TimeSpan.FromSeconds(1))) // a commit's notification, or a second
-            {
-                await using var transaction = await listener.BeginTransactionAsync();
-                foreach (var (queue, id) in await listener.QueryAsync<(string, long)>(
-                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox LIMIT 1000 FOR UPDATE SKIP LOCKED) RETURNING queue, message"))
-                    await bus.PublishAsync(queue, new Message(id));
-                await transaction.CommitAsync();
-            }
-        }
-        catch (Exception e)
-        {
-            Console.Error.WriteLine($"outbox: waiting for the database and the bus: {e.Message}");
-            await Task.Delay(TimeSpan.FromSeconds(1));
-        }
-    }
-}
+await Task.Delay(Timeout.Infinite);

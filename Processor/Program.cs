@@ -42,6 +42,6 @@ await bus.ConsumeAsync("jobs", prefetch: 1, async message =>
         """, new { job.Id, output, error, width, height });
 });
 
-await bus.RunUntilStoppedAsync();
+await Task.Delay(Timeout.Infinite);
 
 sealed record ClaimedJob(long Id, string Steps, string Path, string Format);

@@ -35,18 +35,3 @@ CREATE TABLE IF NOT EXISTS jobs (
     UNIQUE (conversion_id, name)             -- a redelivered conversion cannot add its jobs twice
 );
 
--- The transactional outbox: a message is recorded in the same statement as the row it announces, and the converter's
--- relay publishes it and deletes it once the broker has confirmed it, so a crash between the two loses nothing.
-CREATE TABLE IF NOT EXISTS outbox (
-    id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    queue    text NOT NULL,                 -- conversions or jobs
-    message  bigint NOT NULL                -- the id the message carries
-);
-
--- Each insert wakes the relay at once; it also looks every second.
-CREATE OR REPLACE FUNCTION notify_outbox() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('outbox', '');
-    RETURN NULL;
-END $$;
-CREATE OR REPLACE TRIGGER outbox_notify AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION notify_outbox();

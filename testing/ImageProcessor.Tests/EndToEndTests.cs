@@ -105,7 +105,7 @@ public sealed class EndToEndTests(Cluster cluster)
     [Fact]
     public async Task TheSampleCameraClientProcessesEverySample()
     {
-        var output = Helpers.Run("env", $"API={cluster.Address.ToString().TrimEnd('/')}", $"OUT={cluster.Scratch}/client",
+        var output = Helpers.Run("env", $"API={cluster.Address.ToString().TrimEnd('/')}", $"API_KEY={Cluster.ApiKey}", $"OUT={cluster.Scratch}/client",
             Path.Combine(Cluster.Root, "testing", "data", "test.sh"));
 
         var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);

@@ -72,7 +72,7 @@ public sealed class ErrorTests(Cluster cluster)
         Helpers.Run("convert", Helpers.Sample("flower"), "-resize", "64x64", path);
 
         await (await http.UploadAsync(path)).AssertProblemAsync(HttpStatusCode.UnsupportedMediaType,
-            "attempt to perform an operation not allowed by the security policy `BMP'");
+            "attempt to perform an operation not allowed by the security policy `BMP' @ error/constitute.c/IsCoderAuthorized/426");
     }
 
     [Fact]
