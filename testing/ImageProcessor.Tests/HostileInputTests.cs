@@ -69,9 +69,9 @@ public sealed class HostileInputTests(Cluster cluster)
         var small = Path.Combine(cluster.Scratch, "dot.png");
         Helpers.Run("convert", "-size", "1x1", "xc:red", small);
         var png = File.ReadAllBytes(small);
-        BitConverter.GetBytes(WebUtilityOrder(30000)).CopyTo(png, 16);
-        BitConverter.GetBytes(WebUtilityOrder(30000)).CopyTo(png, 20);
-        BitConverter.GetBytes(WebUtilityOrder(Crc32(png.AsSpan(12, 17)))).CopyTo(png, 29);
+        BitConverter.GetBytes(BigEndian(30000)).CopyTo(png, 16);
+        BitConverter.GetBytes(BigEndian(30000)).CopyTo(png, 20);
+        BitConverter.GetBytes(BigEndian(Crc32(png.AsSpan(12, 17)))).CopyTo(png, 29);
 
         var response = await http.UploadAsync(png, "bomb.png");
         Assert.True(response.StatusCode is HttpStatusCode.UnprocessableEntity or HttpStatusCode.UnsupportedMediaType, $"{response.StatusCode}");
@@ -117,7 +117,7 @@ public sealed class HostileInputTests(Cluster cluster)
         Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.PostAsync("/photos", new StringContent("x"))).StatusCode);
     }
 
-    static int WebUtilityOrder(int value) => IPAddress.HostToNetworkOrder(value);
+    static int BigEndian(int value) => IPAddress.HostToNetworkOrder(value);
 
     static int Crc32(ReadOnlySpan<byte> bytes)
     {
