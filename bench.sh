@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The benchmark, in one command: ./bench.sh writes its figures into BENCHMARKS.md; ./bench.sh --short (what the test
+# suite runs) does one quick round into a scratch copy, only to show that every mode works. It starts its own Postgres
+# and RabbitMQ on other ports (45432, 44672) and stops them, fetches the photos and sharp, and runs bench/Program.cs.
+set -euo pipefail
+cd "$(dirname "$0")"
+source ./services.sh
+install_missing postgresql-15 rabbitmq-server libmagickwand-6.q16-6 imagemagick time nodejs
+
+scratch=$(mktemp -d /tmp/imageprocessor-bench.XXXXXX)
+chmod 755 "$scratch"
+trap 'stop_started; rm -rf "$scratch"' EXIT
+report=BENCHMARKS.md
+[ "${1:-}" = --short ] && report=$scratch/BENCHMARKS.md
+
+# The photos: the samples, and the two largest real photos of Debian's mate-backgrounds (8.3 and 17.9 MP), plus a
+# 20 MP JPEG made from the larger one; downloaded once into bench/photos.
+photos=bench/photos
+if [ ! -f "$photos/elephants-20mp.jpg" ]; then
+  mkdir -p "$photos" "$scratch/deb"
+  (cd "$scratch/deb" && apt-get download mate-backgrounds 2>/dev/null && dpkg -x mate-backgrounds_*.deb .)
+  cp testing/data/*/*.jpg "$photos/"
+  cp "$scratch/deb/usr/share/backgrounds/mate/abstract/Elephants_3840x2160.jpg" "$photos/elephants-8mp.jpg"
+  convert "$scratch/deb/usr/share/backgrounds/mate/abstract/Elephants_5640x3172.jpg" -resize 5964x3354! -quality 92 \
+    "$photos/elephants-20mp.jpg"
+fi
+convert -size 32x32 gradient:red-blue "$scratch/tiny.png"
+(cd bench && npm ci --no-audit --no-fund --loglevel=error)
+dotnet build ImageProcessor.sln -c Release -v quiet -nologo
+
+start_postgres "$scratch/db" 45432
+start_rabbitmq "$scratch/bus" 44672
+export DATABASE="Host=127.0.0.1;Port=45432;Username=imageprocessor;Password=imageprocessor;Timeout=5"
+export BUS="amqp://guest:guest@127.0.0.1:44672"
+export IMAGEMAGICK_VERSION=$(convert -version | sed -n 's/^Version: ImageMagick \([^ ]*\).*/\1/p')
+export SHARP_VERSION=$(cd bench && node -p "const v = require('sharp').versions; v.sharp + ' (libvips ' + v.vips + ')'")
+dotnet bench/bin/Release/net10.0/Bench.dll "$photos" "$scratch" "$report" "$@"

@@ -1,0 +1,324 @@
+// ImageProcessor's benchmark: the same operations on the same photos, applied four ways in one run on one machine.
+//   engine   Common's Magick.Convert in a tight in-process loop, one worker per core, under the services' policy.xml
+//   cli      ImageMagick's `convert` command once per image and operation, as a shell script would run it
+//   peer     sharp (libvips) in node (peer.js), one worker per core
+//   cluster  the real system: uploads and operations files through the HTTP API, P = 1 and P = cores processors
+// then the cost of one trivial job and the upload rate. ../bench.sh starts Postgres and RabbitMQ, fetches the photos
+// and sharp, and runs: dotnet Bench.dll PHOTOS SCRATCH REPORT [--short]. Each mode but cluster runs in a process of
+// its own, so that its peak memory is its own.
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using Dapper;
+using ImageProcessor;
+using Npgsql;
+using RabbitMQ.Client;
+
+const string OperationsFile = """
+    resize: resize 640x360
+    thumb: thumbnail 320x180 | format webp
+    gray: autoorient | grayscale | resize 50%
+    """;
+
+if (args is ["engine", var enginePhotos, var engineRounds, var engineWorkers, var engineOut])
+{
+    Console.WriteLine(JsonSerializer.Serialize(Engine(enginePhotos, int.Parse(engineRounds), int.Parse(engineWorkers), engineOut)));
+    return;
+}
+
+var (photos, scratch, report, quick) = (Path.GetFullPath(args[0]), Path.GetFullPath(args[1]), args[2], args.Contains("--short"));
+var root = Directory.GetCurrentDirectory();
+var cores = Environment.ProcessorCount;
+var rounds = quick ? 1 : 3;
+var (trivialJobs, uploadSeconds) = quick ? (20, 1) : (300, 10);
+var inputs = Directory.GetFiles(photos).Order().ToArray();
+var jobsPerRound = inputs.Length * Operations.Parse(OperationsFile).Count;
+Log($"{inputs.Length} photos x {jobsPerRound / inputs.Length} operations x {rounds} rounds, {cores} workers");
+
+var rows = new List<(string Mode, string Workers, Result Result)>
+{
+    ("engine", $"{cores} threads", await ChildAsync("dotnet", [typeof(Result).Assembly.Location, "engine", photos, $"{rounds}", $"{cores}", Fresh("engine")])),
+    ("cli", $"{cores} at a time", await CliAsync()),
+    ("peer (sharp)", $"{cores} workers", await ChildAsync("node", [Path.Combine(root, "bench", "peer.js"), photos, $"{rounds}", $"{cores}", Fresh("peer")])),
+};
+
+// The cluster: the API and the converter for the whole run, processors started afresh for each P.
+var nas = Fresh("nas");
+Directory.CreateDirectory(Path.Combine(nas, "photos"));
+var address = "http://127.0.0.1:48080";
+var started = new List<Process>();
+started.AddRange([Start("Api"), Start("Converter")]);
+using var http = new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(5) };
+http.DefaultRequestHeaders.Authorization = new("Bearer", "bench");
+await using var db = NpgsqlDataSource.Create(Env.Database);
+try
+{
+    await WaitUntilAsync(async () => (await http.GetAsync("/healthz")).IsSuccessStatusCode);
+    foreach (var processors in new[] { 1, cores })
+        rows.Add(($"cluster P={processors}", $"{processors} processors", await ClusterAsync(processors)));
+    var trivial = await TrivialJobsAsync();
+    var uploads = await UploadsAsync();
+    var apiPeakKb = PeakKb(started[0].Id);
+    Write(rows, trivial, uploads, apiPeakKb);
+}
+finally
+{
+    foreach (var process in started.Where(p => !p.HasExited))
+        process.Kill(entireProcessTree: true);
+}
+
+// The engine: Magick.Convert, as a processor calls it, on `workers` threads taking the next image as they finish one.
+static Result Engine(string photos, int rounds, int workers, string output)
+{
+    var outputs = Operations.Parse(OperationsFile);
+    var inputs = Directory.GetFiles(photos).Order().Select(path => (Path: path, Magick.Ping(path).Format)).ToArray();
+    var tasks = (from round in Enumerable.Range(0, rounds) from input in inputs from step in outputs select (input, step)).ToArray();
+    var ms = new ConcurrentBag<double>();
+    var clock = Stopwatch.StartNew();
+    Parallel.ForEach(Partitioner.Create(tasks.Index(), EnumerablePartitionerOptions.NoBuffering),
+        new ParallelOptions { MaxDegreeOfParallelism = workers }, task =>
+        {
+            var ((path, format), (name, steps)) = task.Item;
+            var target = steps.LastOrDefault(step => step.Op == "format")?.Arg ?? format;
+            var began = Stopwatch.GetTimestamp();
+            Magick.Convert(path, format, steps, Path.Combine(output, $"{task.Index}.{target}"), target);
+            ms.Add(Stopwatch.GetElapsedTime(began).TotalMilliseconds);
+        });
+    return new Result(clock.Elapsed.TotalSeconds, [.. ms], PeakKb(Environment.ProcessId));
+}
+
+// The cli: one `convert` per image and operation, `cores` at a time, each under GNU time for its peak memory.
+async Task<Result> CliAsync()
+{
+    var options = new Dictionary<string, string[]>
+    {
+        ["resize"] = ["-resize", "640x360"],
+        ["thumb"] = ["-thumbnail", "320x180"],
+        ["gray"] = ["-auto-orient", "-colorspace", "gray", "-resize", "50%"],
+    };
+    var output = Fresh("cli");
+    var tasks = (from round in Enumerable.Range(0, rounds) from input in inputs from option in options select (input, option)).ToArray();
+    var (ms, peaks) = (new ConcurrentBag<double>(), new ConcurrentBag<long>());
+    var clock = Stopwatch.StartNew();
+    await Parallel.ForEachAsync(tasks.Index(), new ParallelOptions { MaxDegreeOfParallelism = cores }, async (task, _) =>
+    {
+        var (input, (name, arguments)) = task.Item;
+        var extension = name == "thumb" ? "webp" : Path.GetExtension(input)[1..];
+        var began = Stopwatch.GetTimestamp();
+        var stderr = await RunAsync("/usr/bin/time", ["-f", "%M", "convert", input, .. arguments, Path.Combine(output, $"{task.Index}.{extension}")]);
+        ms.Add(Stopwatch.GetElapsedTime(began).TotalMilliseconds);
+        peaks.Add(long.Parse(stderr.Trim().Split('\n')[^1]));
+    });
+    return new Result(clock.Elapsed.TotalSeconds, [.. ms], peaks.Max());
+}
+
+// The cluster with P processors: every photo uploaded and its operations file posted, `rounds` times over, timed from
+// the first upload until the last job is done. Per image: the processor's own duration of each job.
+async Task<Result> ClusterAsync(int processors)
+{
+    var workers = Enumerable.Range(0, processors).Select(_ => Start("Processor")).ToList();
+    started.AddRange(workers);
+    await WaitUntilAsync(async () => await ConsumersAsync("jobs") == processors);
+    var first = await db.CreateConnection().ExecuteScalarAsync<long>("SELECT coalesce(max(id), 0) FROM conversions");
+    var clock = Stopwatch.StartNew();
+    for (var round = 0; round < rounds; round++)
+        foreach (var input in inputs)
+            await PostAsync($"/photos/{await UploadAsync(await File.ReadAllBytesAsync(input), Path.GetFileName(input))}/operations", OperationsFile);
+    const string Finished = "SELECT count(*) FROM jobs WHERE conversion_id > @first AND status IN ('done', 'failed')";
+    await WaitUntilAsync(async () => await db.CreateConnection().ExecuteScalarAsync<long>(Finished, new { first }) == rounds * jobsPerRound);
+    var seconds = clock.Elapsed.TotalSeconds;
+    var jobs = (await db.CreateConnection().QueryAsync<(string Status, string? Error, int Ms)>(
+        "SELECT status, error, duration_ms FROM jobs WHERE conversion_id > @first", new { first })).ToList();
+    if (jobs.Where(job => job.Status != "done").Select(job => job.Error).FirstOrDefault() is { } error)
+        throw new InvalidOperationException($"a job failed: {error}");
+    var peak = workers.Max(worker => PeakKb(worker.Id));
+    workers.ForEach(worker => worker.Kill());
+    return new Result(seconds, [.. jobs.Select(job => (double)job.Ms)], peak);
+}
+
+// One trivial job at a time: a 32x32 PNG flipped, timed from the operations POST until GET says done.
+async Task<double[]> TrivialJobsAsync()
+{
+    var processors = Enumerable.Range(0, cores).Select(_ => Start("Processor")).ToList();
+    started.AddRange(processors);
+    await WaitUntilAsync(async () => await ConsumersAsync("jobs") == cores);
+    var photo = await UploadAsync(await File.ReadAllBytesAsync(Path.Combine(scratch, "tiny.png")), "tiny.png");
+    var ms = new List<double>();
+    for (var i = 0; i < trivialJobs + 10; i++) // the first ten warm up connections and JIT, and are not counted
+    {
+        var began = Stopwatch.GetTimestamp();
+        var conversion = await PostAsync($"/photos/{photo}/operations", "flip");
+        while ((await http.GetFromJsonAsync<JsonElement>(conversion)).GetProperty("status").GetString() is not "done")
+            ;
+        if (i >= 10)
+            ms.Add(Stopwatch.GetElapsedTime(began).TotalMilliseconds);
+    }
+    return [.. ms];
+}
+
+// Uploads of a 200 KB JPEG from 16 clients at once for uploadSeconds: how many the API stores per second.
+async Task<double> UploadsAsync()
+{
+    var bytes = await File.ReadAllBytesAsync(Path.Combine(root, "testing", "data", "aqua", "aqua.jpg"));
+    var count = 0;
+    var clock = Stopwatch.StartNew();
+    await Task.WhenAll(Enumerable.Range(0, 16).Select(async _ =>
+    {
+        while (clock.Elapsed.TotalSeconds < uploadSeconds)
+        {
+            await UploadAsync(bytes, "aqua.jpg");
+            Interlocked.Increment(ref count);
+        }
+    }));
+    return count / clock.Elapsed.TotalSeconds;
+}
+
+async Task<long> UploadAsync(byte[] bytes, string name)
+{
+    using var form = new MultipartFormDataContent { { new ByteArrayContent(bytes), "file", name } };
+    var response = await http.PostAsync("/photos", form);
+    if (response.StatusCode != HttpStatusCode.Created)
+        throw new InvalidOperationException($"upload: {response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+    return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt64();
+}
+
+async Task<string> PostAsync(string path, string operations)
+{
+    var response = await http.PostAsync(path, new StringContent(operations, MediaTypeHeaderValue.Parse("text/plain")));
+    if (response.StatusCode != HttpStatusCode.Accepted)
+        throw new InvalidOperationException($"operations: {response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+    return response.Headers.Location!.ToString();
+}
+
+async Task<uint> ConsumersAsync(string queue)
+{
+    await using var connection = await new ConnectionFactory { Uri = new Uri(Env.Bus) }.CreateConnectionAsync();
+    await using var channel = await connection.CreateChannelAsync();
+    return await channel.ConsumerCountAsync(queue);
+}
+
+Process Start(string project)
+{
+    var log = Path.Combine(scratch, $"{project.ToLowerInvariant()}-{started.Count}.log");
+    var start = new ProcessStartInfo("bash", ["-c", $"exec dotnet {root}/{project}/bin/Release/net10.0/{project}.dll >>{log} 2>&1"]);
+    start.Environment["NAS"] = nas;
+    start.Environment["API_KEY"] = "bench";
+    start.Environment["ASPNETCORE_URLS"] = address;
+    return Process.Start(start)!;
+}
+
+async Task<Result> ChildAsync(string program, string[] arguments)
+{
+    Log($"{program} {string.Join(' ', arguments)}");
+    var start = new ProcessStartInfo(program, arguments) { RedirectStandardOutput = true };
+    start.Environment["UV_THREADPOOL_SIZE"] = $"{cores}"; // sharp's worker threads
+    using var child = Process.Start(start)!;
+    var output = await child.StandardOutput.ReadToEndAsync();
+    await child.WaitForExitAsync();
+    return child.ExitCode == 0 ? JsonSerializer.Deserialize<Result>(output)! : throw new InvalidOperationException($"{program} failed");
+}
+
+static async Task<string> RunAsync(string program, string[] arguments)
+{
+    using var process = Process.Start(new ProcessStartInfo(program, arguments) { RedirectStandardError = true, RedirectStandardOutput = true })!;
+    var stderr = await process.StandardError.ReadToEndAsync();
+    await process.WaitForExitAsync();
+    return process.ExitCode == 0 ? stderr : throw new InvalidOperationException($"{program} {string.Join(' ', arguments)}: {stderr}");
+}
+
+static async Task WaitUntilAsync(Func<Task<bool>> condition)
+{
+    var deadline = DateTime.UtcNow.AddMinutes(10);
+    while (!await Try(condition))
+    {
+        if (DateTime.UtcNow > deadline)
+            throw new TimeoutException("the cluster did not get there in 10 minutes");
+        await Task.Delay(10);
+    }
+
+    static async Task<bool> Try(Func<Task<bool>> condition)
+    {
+        try
+        {
+            return await condition();
+        }
+        catch (HttpRequestException)
+        {
+            return false;
+        }
+    }
+}
+
+// Peak resident memory (VmHWM) of a running process, in KiB.
+static long PeakKb(int pid) =>
+    long.Parse(File.ReadLines($"/proc/{pid}/status").Single(line => line.StartsWith("VmHWM:")).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
+
+string Fresh(string name) => Directory.CreateDirectory(Path.Combine(scratch, name)).FullName;
+
+static void Log(string message) => Console.Error.WriteLine($"bench: {message}");
+
+static double Percentile(double[] values, double p) => values.Order().ElementAt((int)Math.Ceiling(p * values.Length) - 1);
+
+void Write(List<(string Mode, string Workers, Result Result)> rows, double[] trivial, double uploads, long apiPeakKb)
+{
+    double Rate(string mode) => rows.Single(row => row.Mode == mode).Result.Rate;
+    var (engine, cluster) = (Rate("engine"), Rate($"cluster P={cores}"));
+    string[] lines =
+    [
+        $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC by `./bench.sh{(quick ? " --short" : "")}` on {Machine()}.",
+        "",
+        $"Input: {inputs.Length} photos ({string.Join(", ", inputs.Select(Describe))}), each given the operations",
+        $"`resize 640x360`, `thumbnail 320x180 | format webp` and `autoorient | grayscale | resize 50%`, {rounds} rounds: {rounds * jobsPerRound} images per mode.",
+        "",
+        "| mode | workers | images/s | ms per image, median | ms per image, p99 | peak memory per process |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+        .. rows.Select(row => $"| {row.Mode} | {row.Workers} | {row.Result.Rate:F2} | {Percentile(row.Result.Ms, 0.5):F0} | " +
+            $"{Percentile(row.Result.Ms, 0.99):F0} | {row.Result.PeakKb / 1024} MiB |"),
+        "",
+        "| ratio | measured | target |",
+        "| --- | ---: | ---: |",
+        $"| cluster P={cores} / engine | {cluster / engine:F2} | ≥ 0.9 |",
+        $"| engine / peer | {engine / Rate("peer (sharp)"):F2} | ≥ 1 |",
+        $"| engine / cli | {engine / Rate("cli"):F2} | |",
+        $"| cluster P={cores} / P=1 | {cluster / Rate("cluster P=1"):F2} | ≥ 1.8 |",
+        "",
+        "| other figure | measured | target |",
+        "| --- | ---: | ---: |",
+        $"| one trivial job (32x32 PNG, `flip`), operations POST to `done`, {trivial.Length} in a row: median | {Percentile(trivial, 0.5):F1} ms | < 10 ms |",
+        $"| the same, p99 | {Percentile(trivial, 0.99):F1} ms | < 50 ms |",
+        $"| uploads of a 200 KB JPEG, 16 clients, {uploadSeconds} s | {uploads:F0} /s | ≥ 300 /s |",
+        $"| a processor's peak memory, over the cluster runs (the largest photo is {Describe(inputs.MaxBy(input => new FileInfo(input).Length)!)}) | " +
+            $"{rows.Where(row => row.Mode.StartsWith("cluster")).Max(row => row.Result.PeakKb) / 1024} MiB | < 300 MiB |",
+        $"| the API's peak memory, after all of the above | {apiPeakKb / 1024} MiB | |",
+    ];
+    var table = string.Join('\n', lines);
+    Console.WriteLine(table);
+    const string Begin = "<!-- bench:begin (./bench.sh writes what follows) -->", End = "<!-- bench:end -->";
+    var text = File.Exists(report) ? File.ReadAllText(report) : $"# Benchmarks\n\n{Begin}\n{End}\n";
+    var (from, to) = (text.IndexOf(Begin) + Begin.Length, text.IndexOf(End));
+    File.WriteAllText(report, $"{text[..from]}\n{table}\n{text[to..]}");
+}
+
+static string Describe(string path)
+{
+    var (width, height, format) = Magick.Ping(path);
+    return $"{Path.GetFileName(path)} {width}x{height} {format} {new FileInfo(path).Length / 1024} KiB";
+}
+
+static string Machine()
+{
+    var cpu = File.ReadLines("/proc/cpuinfo").First(line => line.StartsWith("model name")).Split(':')[1].Trim();
+    var memory = long.Parse(File.ReadLines("/proc/meminfo").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) >> 20;
+    var os = File.ReadLines("/etc/os-release").First(line => line.StartsWith("PRETTY_NAME=")).Split('=')[1].Trim('"');
+    return $"{cpu}, {Environment.ProcessorCount} cores, {memory} GiB, {os}, {RuntimeInformation.FrameworkDescription}, " +
+        $"ImageMagick {Environment.GetEnvironmentVariable("IMAGEMAGICK_VERSION")}, sharp {Environment.GetEnvironmentVariable("SHARP_VERSION")}";
+}
+
+sealed record Result(double Seconds, double[] Ms, long PeakKb)
+{
+    public double Rate => Ms.Length / Seconds;
+}
