@@ -4,10 +4,8 @@ using RabbitMQ.Client.Events;
 
 namespace ImageProcessor;
 
-/// <summary>
-/// The one way onto and off the bus: durable quorum queues, persistent messages, every publish confirmed. A message is
-/// acked once its handler has recorded the work; one that keeps failing goes to "{queue}.dead" after five deliveries.
-/// </summary>
+/// <summary>The one way onto and off the bus: durable quorum queues, persistent messages, confirmed publishes. A message
+/// is acked once its handler has recorded the work, or goes to "{queue}.dead" after five failed deliveries.</summary>
 public sealed class Bus(IConnection connection, IChannel publisher)
 {
     public bool IsOpen => connection.IsOpen;
@@ -58,6 +56,5 @@ public sealed class Bus(IConnection connection, IChannel publisher)
     }
 }
 
-// What travels on the bus is only an id, of a conversion or of a job as the queue says: the row in Postgres holds the
-// rest, so a message cannot disagree with it.
+// Only an id travels, of a conversion or a job as the queue says: its row holds the rest, so the two cannot disagree.
 public sealed record Message(long Id);

@@ -2,11 +2,9 @@ using System.Runtime.InteropServices;
 
 namespace ImageProcessor;
 
-/// <summary>
-/// ImageMagick 6 (Q16, as Debian ships it), bound directly since our package source has no Magick.NET, and driven in
-/// process through its own command layer: each step becomes the `convert` option of that name, so it means exactly what
-/// it means to ImageMagick. A failure throws MagickException with ImageMagick's own reason.
-/// </summary>
+/// <summary>ImageMagick 6 (Q16, as Debian ships it), bound directly since our package source has no Magick.NET, and
+/// driven in process through its own command layer: each step becomes the `convert` option of that name, so it means
+/// exactly what it means to ImageMagick. A failure throws MagickException with ImageMagick's own reason.</summary>
 public static class Magick
 {
     const string Wand = "libMagickWand-6.Q16.so.6", Core = "libMagickCore-6.Q16.so.6";
@@ -15,13 +13,13 @@ public static class Magick
     static Magick()
     {
         // Our policy.xml, beside the program, refuses every coder but the five formats, all delegates and @file
-        // indirection, and caps memory, size, time and frames. .NET keeps its own signal handlers.
+        // indirection, caps memory, size and frames, and allows one thread. .NET keeps its own signal handlers.
         setenv("MAGICK_CONFIGURE_PATH", AppContext.BaseDirectory, overwrite: 1);
         MagickCoreGenesis(null, establishSignalHandlers: false);
     }
 
-    /// <summary>Reads only the header of the first frame: the size and format of an upload, without its pixels.</summary>
-    public static (int Width, int Height, string Format) Ping(string path) => Run(["convert", "-ping", $"{path}[0]", "null:"]);
+    /// <summary>Reads only the header of the first frame: its size, format and orientation, without its pixels.</summary>
+    public static (int Width, int Height, string Format, string Orientation) Ping(string path) => Run(["-ping", $"{path}[0]", "null:"]);
 
     /// <summary>Applies the steps to the first frame of input, whose format is named so that its content cannot choose
     /// another coder, and writes output atomically: whole or not at all. Returns the output's size.</summary>
@@ -29,9 +27,26 @@ public static class Magick
     {
         var temp = $"{output}.{Guid.NewGuid():N}.tmp";
         Directory.CreateDirectory(Path.GetDirectoryName(output)!);
-        var image = Run(["convert", $"{inputFormat}:{input}[0]", .. steps.SelectMany(Options), $"{format}:{temp}"]);
+        var (hint, shrunk) = ShrinkOnLoad(input, inputFormat, steps);
+        var image = Run([.. hint, $"{inputFormat}:{input}[0]", .. shrunk.SelectMany(Options), $"{format}:{temp}"]);
         File.Move(temp, output, overwrite: true);
         return (image.Width, image.Height);
+    }
+
+    // libjpeg decodes at 1/2, 1/4, 1/8... of the size when told the size wanted (jpeg:size; above the photo's it enlarges):
+    // a first resize that halves the photo or more never decodes the pixels it drops, and is told the exact size it would
+    // have made of the whole. A photo on its side is decoded whole, as an autoorient before the resize would turn it.
+    static (string[] Hint, Step[] Steps) ShrinkOnLoad(string input, string format, Step[] steps)
+    {
+        var at = Array.FindIndex(steps, step => step.Op is not ("autoorient" or "grayscale" or "flip" or "flop" or "strip"));
+        if (format != "jpeg" || at < 0 || steps[at] is not { Op: "resize" or "thumbnail" } resize)
+            return ([], steps);
+        var (width, height, _, orientation) = Ping(input);
+        var (x, y, w, h) = ((nint)0, (nint)0, (nuint)width, (nuint)height);
+        ParseMetaGeometry(resize.Arg, ref x, ref y, ref w, ref h); // the size ImageMagick's resize makes of the photo
+        if (2 * w > (nuint)width || 2 * h > (nuint)height || orientation is "LeftTop" or "RightTop" or "RightBottom" or "LeftBottom")
+            return ([], steps);
+        return (["-define", $"jpeg:size={w}x{h}"], [.. steps[..at], resize with { Arg = $"{w}x{h}!" }, .. steps[(at + 1)..]]);
     }
 
     static string[] Options(Step step) => step.Op switch
@@ -48,16 +63,17 @@ public static class Magick
         _ => throw new MagickException($"unknown operation '{step.Op}'"),
     };
 
-    // Runs `convert` in process; it reports the size and format of the image it made as "width,height,format".
-    static (int Width, int Height, string Format) Run(string[] arguments)
+    // Runs `convert` in process; it reports the image it made as -format tells: "width,height,format,orientation".
+    static (int Width, int Height, string Format, string Orientation) Run(string[] options)
     {
         var (imageInfo, exception, metadata) = (AcquireImageInfo(), AcquireExceptionInfo(), (nint)0);
+        string[] arguments = ["convert", "-format", "%w,%h,%m,%[orientation]", .. options];
         try
         {
             if (!ConvertImageCommand(imageInfo, arguments.Length, arguments, ref metadata, exception))
                 throw new MagickException(Marshal.PtrToStringUTF8(Marshal.ReadIntPtr(exception, ReasonOffset))!);
             var fields = Marshal.PtrToStringUTF8(metadata)!.Split(',');
-            return (int.Parse(fields[0]), int.Parse(fields[1]), fields[2].ToLowerInvariant());
+            return (int.Parse(fields[0]), int.Parse(fields[1]), fields[2].ToLowerInvariant(), fields[3]);
         }
         finally
         {
@@ -74,6 +90,7 @@ public static class Magick
     [DllImport(Core)] static extern nint AcquireExceptionInfo();
     [DllImport(Core)] static extern nint DestroyExceptionInfo(nint exception);
     [DllImport(Core)] static extern nint RelinquishMagickMemory(nint memory);
+    [DllImport(Core)] static extern int ParseMetaGeometry(string geometry, ref nint x, ref nint y, ref nuint width, ref nuint height);
     [DllImport(Wand)] static extern bool ConvertImageCommand(nint imageInfo, int argc, string[] argv, ref nint metadata, nint exception);
 }
 

@@ -3,14 +3,7 @@ using System.Text.RegularExpressions;
 
 namespace ImageProcessor;
 
-/// <summary>
-/// An operations file: one output image per non-blank line, `#` starts a comment. A line is `[name:] op [arg] | ...`,
-/// its steps applied left to right; the name (1-64 letters, digits, '-', '_') defaults to the line number. Operations:
-/// resize|thumbnail W, xH, WxH (ending in ! ^ > or < if wanted) or P%; crop WxH[+X+Y] (centred without an offset);
-/// rotate DEGREES; blur|sharpen SIGMA; quality 1-100; modulate B[,S[,H]]; format jpeg|png|webp|gif|tiff; autoorient,
-/// flip, flop, grayscale, normalize, strip. Every mistake raises OperationsException with one message form:
-/// "line 2: unknown operation 'rotat'".
-/// </summary>
+/// <summary>README's operations language. Every mistake is an OperationsException: "line 2: unknown operation 'rotat'".</summary>
 public static class Operations
 {
     public const int MaxOutputs = 100, MaxSteps = 20;
@@ -22,7 +15,8 @@ public static class Operations
 
     // Each operation's argument: how the user is told to write it, and how it is checked. Six take none.
     static readonly Dictionary<string, (string Usage, Func<string, bool> IsValid)> Arguments = new(
-        new[] { "autoorient", "flip", "flop", "grayscale", "normalize", "strip" }.ToDictionary(op => op, op => NoArgument))
+        new[] { "autoorient", "flip", "flop", "grayscale", "normalize", "strip" }.ToDictionary(op => op,
+            op => ("no argument", (Func<string, bool>)(arg => arg == ""))))
     {
         ["resize"] = (Geometry, IsGeometry),
         ["thumbnail"] = (Geometry, IsGeometry),
@@ -74,8 +68,6 @@ public static class Operations
                 : $"invalid argument '{arg}' to '{op}' ({argument.Usage})");
         return new Step(op, arg);
     }
-
-    static (string, Func<string, bool>) NoArgument => ("no argument", arg => arg == "");
 
     static OperationsException Error(int line, string message) => new($"line {line}: {message}");
 

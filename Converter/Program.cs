@@ -3,7 +3,6 @@ using Dapper;
 using ImageProcessor;
 using Npgsql;
 
-// Database and bus
 var db = NpgsqlDataSource.Create(Env.Database);
 var bus = await Bus.ConnectAsync();
 

@@ -3,22 +3,21 @@ using Dapper;
 using ImageProcessor;
 using Npgsql;
 
-// Database and bus
 var db = NpgsqlDataSource.Create(Env.Database);
 var bus = await Bus.ConnectAsync();
 
-// One job at a time: ImageMagick already spreads one image over the cores it is allowed.
+// One job at a time, on one thread (policy.xml): a machine's cores are shared out by running a processor per core.
 await bus.ConsumeAsync("jobs", prefetch: 1, async message =>
 {
     await using var connection = await db.OpenConnectionAsync();
     // Claim the job. One already done or failed was delivered twice: there is nothing left to do.
-    var job = await connection.QuerySingleOrDefaultAsync<ClaimedJob>("""
+    var claimed = await connection.QuerySingleOrDefaultAsync<(long Id, string Steps, string Path, string Format)?>("""
         UPDATE jobs SET status = 'running', updated = now() FROM conversions, photos
         WHERE jobs.id = @Id AND jobs.status IN ('queued', 'running')
           AND conversions.id = jobs.conversion_id AND photos.id = conversions.photo_id
         RETURNING jobs.id, jobs.steps::text AS steps, photos.path, photos.format
         """, message);
-    if (job is null)
+    if (claimed is not { } job)
         return;
     var steps = JsonSerializer.Deserialize<Step[]>(job.Steps)!;
     var format = steps.LastOrDefault(step => step.Op == "format")?.Arg ?? job.Format;
@@ -27,8 +26,7 @@ await bus.ConsumeAsync("jobs", prefetch: 1, async message =>
     int? width = null, height = null;
     try
     {
-        (width, height) = Magick.Convert(
-            Path.Combine(Env.Nas, job.Path), job.Format, steps, Path.Combine(Env.Nas, output), format);
+        (width, height) = Magick.Convert(Path.Combine(Env.Nas, job.Path), job.Format, steps, Path.Combine(Env.Nas, output), format);
     }
     catch (MagickException e)
     {
@@ -43,5 +41,3 @@ await bus.ConsumeAsync("jobs", prefetch: 1, async message =>
 });
 
 await Task.Delay(Timeout.Infinite);
-
-sealed record ClaimedJob(long Id, string Steps, string Path, string Format);

@@ -305,7 +305,7 @@ void Write(List<(string Mode, string Workers, Result Result)> rows, double[] tri
 
 static string Describe(string path)
 {
-    var (width, height, format) = Magick.Ping(path);
+    var (width, height, format, _) = Magick.Ping(path);
     return $"{Path.GetFileName(path)} {width}x{height} {format} {new FileInfo(path).Length / 1024} KiB";
 }
 

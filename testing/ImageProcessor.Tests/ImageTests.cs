@@ -1,3 +1,6 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+
 namespace ImageProcessor.Tests;
 
 /// <summary>
@@ -39,11 +42,59 @@ public sealed class ImageTests
         Assert.Equal($"{size.Width}x{size.Height}", identified.Split(' ')[0]);
     }
 
+    // A JPEG that the first resize at least halves is decoded at reduced size, and the resize is given the exact size
+    // it would have made of the whole photo: the same size as convert's, and nearly the same pixels. A photo whose
+    // orientation turns it on its side, and a resize that does not halve, take the whole decode: the same pixels.
+    [Theory]
+    [InlineData(false, "resize 640x360", "-resize 640x360", true)]
+    [InlineData(false, "resize 640x360!", "-resize 640x360!", true)]
+    [InlineData(false, "thumbnail 100x100^", "-thumbnail 100x100^", true)]
+    [InlineData(false, "resize 25%", "-resize 25%", true)]
+    [InlineData(false, "resize x200", "-resize x200", true)]
+    [InlineData(false, "grayscale | flip | resize 300", "-colorspace gray -flip -resize 300", true)]
+    [InlineData(false, "autoorient | resize 50%", "-auto-orient -resize 50%", true)]
+    [InlineData(false, "resize 2000x2000>", "-resize 2000x2000>", false)]
+    [InlineData(false, "resize 4000x4000<", "-resize 4000x4000<", false)]
+    [InlineData(false, "crop 1000x1000 | resize 10%", "-gravity center -crop 1000x1000+0+0 +gravity +repage -resize 10%", false)]
+    [InlineData(true, "autoorient | resize 640x360", "-auto-orient -resize 640x360", false)]
+    [InlineData(true, "autoorient | grayscale | resize 50%", "-auto-orient -colorspace gray -resize 50%", false)]
+    [InlineData(true, "resize 640x360", "-resize 640x360", false)]
+    public void AJpegShrunkOnLoadHasTheSizeConvertGives(bool onItsSide, string steps, string options, bool shrunk)
+    {
+        var photo = Path.Combine(Folder, $"{Guid.NewGuid():N}.jpg");
+        File.WriteAllBytes(photo, onItsSide ? OnItsSide(File.ReadAllBytes(Helpers.Sample("ladybird"))) : File.ReadAllBytes(Helpers.Sample("ladybird")));
+        var ours = Path.Combine(Folder, $"{Guid.NewGuid():N}.png");
+        var theirs = Path.Combine(Folder, $"{Guid.NewGuid():N}.png");
+
+        Magick.Convert(photo, "jpeg", [.. Operations.Parse(steps)[0].Steps], ours, "png");
+        Helpers.Run("convert", [photo, .. options.Split(' '), theirs]);
+
+        Assert.Equal(Helpers.Identify(File.ReadAllBytes(theirs)), Helpers.Identify(File.ReadAllBytes(ours)));
+        var difference = double.Parse(Helpers.Run("convert", ours, theirs, "-compose", "difference", "-composite", "-format",
+            "%[fx:mean]", "info:"), CultureInfo.InvariantCulture);
+        if (shrunk)
+            Assert.InRange(difference, 1e-6, 0.01); // different, as a smaller decode is, but by under 1% on average
+        else
+            Assert.Equal(0, difference);
+    }
+
+    [Fact]
+    public void OurPolicyAllowsOneThreadAndNoTimeLimit()
+    {
+        Magick.Ping(Photo); // loads the policy
+        const int Thread = 6, Time = 7; // ImageMagick 6.9's ResourceType (magick/resource_.h)
+        Assert.Equal(1UL, GetMagickResourceLimit(Thread));
+        // ImageMagick 6 counts the time limit from the process's first image and exits the process when it runs out.
+        Assert.Equal((ulong)long.MaxValue, GetMagickResourceLimit(Time));
+    }
+
     [Fact]
     public void PingReadsTheSizeAndFormatFromTheHeader()
     {
-        Assert.Equal((800, 640, "png"), Magick.Ping(Helpers.Sample("meadow")));
-        Assert.Equal((2560, 1600, "jpeg"), Magick.Ping(Helpers.Sample("ladybird")));
+        File.WriteAllBytes(Path.Combine(Folder, "side.jpg"), OnItsSide(File.ReadAllBytes(Helpers.Sample("ladybird"))));
+        Assert.Equal((800, 640, "png", "Undefined"), Magick.Ping(Helpers.Sample("meadow")));
+        Assert.Equal("RightTop", Magick.Ping(Path.Combine(Folder, "side.jpg")).Orientation);
+        Assert.Equal((2560, 1600, "jpeg", "Undefined"), Magick.Ping(Helpers.Sample("ladybird")));
     }
 
     [Fact]
@@ -67,6 +118,16 @@ public sealed class ImageTests
         Assert.Equal(["out.webp"], Directory.GetFiles(folder).Select(Path.GetFileName));
         Assert.Equal("64x40 WEBP sRGB", Helpers.Identify(File.ReadAllBytes(Path.Combine(folder, "out.webp"))));
     }
+
+    // The JPEG with an EXIF segment whose orientation (6, RightTop) says the photo is turned on its side.
+    static byte[] OnItsSide(byte[] jpeg)
+    {
+        byte[] exif = [.. "Exif\0\0MM\0*"u8, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0];
+        return [.. jpeg[..2], 0xFF, 0xE1, 0, (byte)(exif.Length + 2), .. exif, .. jpeg[2..]];
+    }
+
+    [DllImport("libMagickCore-6.Q16.so.6")]
+    static extern ulong GetMagickResourceLimit(int type);
 
     static string Small()
     {
