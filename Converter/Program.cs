@@ -12,13 +12,13 @@ await bus.ConsumeAsync("conversions", prefetch: 8, async message =>
 {
     await using var connection = await db.OpenConnectionAsync();
     var text = await connection.QuerySingleAsync<string>("SELECT operations FROM conversions WHERE id = @Id", message);
-    await connection.ExecuteAsync("""
-        INSERT INTO jobs (conversion_id, name, steps)
-        SELECT @Id, "Name", "Steps" FROM jsonb_to_recordset(@outputs::jsonb) AS outputs("Name" text, "Steps" jsonb)
-        ON CONFLICT DO NOTHING
+    var queued = await connection.QueryAsync<long>("""
+        WITH made AS (INSERT INTO jobs (conversion_id, name, steps)
+            SELECT @Id, "Name", "Steps" FROM jsonb_to_recordset(@outputs::jsonb) AS outputs("Name" text, "Steps" jsonb)
+            ON CONFLICT DO NOTHING RETURNING id)
+        SELECT id FROM made UNION SELECT id FROM jobs WHERE conversion_id = @Id AND status = 'queued'
         """, new { message.Id, outputs = JsonSerializer.Serialize(Operations.Parse(text)) });
-    foreach (var job in await connection.QueryAsync<long>("SELECT id FROM jobs WHERE conversion_id = @Id AND status = 'queued'", message))
-        await bus.PublishAsync("jobs", new Message(job));
+    await Task.WhenAll(queued.Select(job => bus.PublishAsync("jobs", new Message(job))));
 });
 
 // A dead-lettered job, one its processors failed on at every delivery, is recorded as failed: nothing waits for it.

@@ -55,9 +55,12 @@ started.AddRange([Start("Api"), Start("Converter")]);
 using var http = new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(5) };
 http.DefaultRequestHeaders.Authorization = new("Bearer", "bench");
 await using var db = NpgsqlDataSource.Create(Env.Database);
+var cpu = new List<string>(); // where the cores went during the cluster run with P = cores
+long tiny = 0; // the photo of the trivial jobs
 try
 {
     await WaitUntilAsync(async () => (await http.GetAsync("/healthz")).IsSuccessStatusCode);
+    tiny = await UploadAsync(await File.ReadAllBytesAsync(Path.Combine(scratch, "tiny.png")), "tiny.png");
     foreach (var processors in new[] { 1, cores })
         rows.Add(($"cluster P={processors}", $"{processors} processors", await ClusterAsync(processors)));
     var trivial = await TrivialJobsAsync();
@@ -120,10 +123,9 @@ async Task<Result> CliAsync()
 // the first upload until the last job is done. Per image: the processor's own duration of each job.
 async Task<Result> ClusterAsync(int processors)
 {
-    var workers = Enumerable.Range(0, processors).Select(_ => Start("Processor")).ToList();
-    started.AddRange(workers);
-    await WaitUntilAsync(async () => await ConsumersAsync("jobs") == processors);
+    var workers = await StartProcessorsAsync(processors);
     var first = await db.CreateConnection().ExecuteScalarAsync<long>("SELECT coalesce(max(id), 0) FROM conversions");
+    var (before, machineBefore) = (started.ToDictionary(p => p.Id, p => CpuTicks(p.Id)), MachineTicks());
     var clock = Stopwatch.StartNew();
     for (var round = 0; round < rounds; round++)
         foreach (var input in inputs)
@@ -131,33 +133,62 @@ async Task<Result> ClusterAsync(int processors)
     const string Finished = "SELECT count(*) FROM jobs WHERE conversion_id > @first AND status IN ('done', 'failed')";
     await WaitUntilAsync(async () => await db.CreateConnection().ExecuteScalarAsync<long>(Finished, new { first }) == rounds * jobsPerRound);
     var seconds = clock.Elapsed.TotalSeconds;
+    if (processors == cores)
+    {
+        var used = started.Where(p => before.ContainsKey(p.Id)).GroupBy(p => p.StartInfo.Environment["PROJECT"])
+            .Select(g => (Name: g.Key, Seconds: g.Sum(p => CpuTicks(p.Id) - before[p.Id]) / 100.0)).ToList();
+        var machine = (MachineTicks() - machineBefore) / 100.0;
+        cpu.AddRange(used.Select(u => $"| {u.Name} | {u.Seconds:F1} s |"));
+        cpu.Add($"| everything else: Postgres, RabbitMQ, this benchmark's client, the kernel | {machine - used.Sum(u => u.Seconds):F1} s |");
+        cpu.Add($"| idle | {cores * seconds - machine:F1} s |");
+    }
     var jobs = (await db.CreateConnection().QueryAsync<(string Status, string? Error, int Ms)>(
         "SELECT status, error, duration_ms FROM jobs WHERE conversion_id > @first", new { first })).ToList();
     if (jobs.Where(job => job.Status != "done").Select(job => job.Error).FirstOrDefault() is { } error)
         throw new InvalidOperationException($"a job failed: {error}");
     var peak = workers.Max(worker => PeakKb(worker.Id));
-    workers.ForEach(worker => worker.Kill());
+    foreach (var worker in processors == cores ? [] : workers) // the last ones stay for the trivial jobs
+    {
+        worker.Kill();
+        worker.WaitForExit();
+        started.Remove(worker);
+    }
     return new Result(seconds, [.. jobs.Select(job => (double)job.Ms)], peak);
 }
 
-// One trivial job at a time: a 32x32 PNG flipped, timed from the operations POST until GET says done.
-async Task<double[]> TrivialJobsAsync()
+// Processors started afresh, each warmed up by trivial jobs (connections opened, code compiled) as a running one is.
+async Task<List<Process>> StartProcessorsAsync(int processors)
 {
-    var processors = Enumerable.Range(0, cores).Select(_ => Start("Processor")).ToList();
-    started.AddRange(processors);
-    await WaitUntilAsync(async () => await ConsumersAsync("jobs") == cores);
-    var photo = await UploadAsync(await File.ReadAllBytesAsync(Path.Combine(scratch, "tiny.png")), "tiny.png");
-    var ms = new List<double>();
-    for (var i = 0; i < trivialJobs + 10; i++) // the first ten warm up connections and JIT, and are not counted
-    {
-        var began = Stopwatch.GetTimestamp();
-        var conversion = await PostAsync($"/photos/{photo}/operations", "flip");
-        while ((await http.GetFromJsonAsync<JsonElement>(conversion)).GetProperty("status").GetString() is not "done")
-            ;
-        if (i >= 10)
-            ms.Add(Stopwatch.GetElapsedTime(began).TotalMilliseconds);
-    }
-    return [.. ms];
+    var workers = Enumerable.Range(0, processors).Select(_ => Start("Processor")).ToList();
+    started.AddRange(workers);
+    await WaitUntilAsync(async () => await ConsumersAsync("jobs") == processors);
+    for (var i = 0; i < 10 * processors; i++)
+        await TrivialJobAsync();
+    return workers;
+}
+
+// One trivial job: the 32x32 PNG flipped. Timed by the client, from the operations POST until a GET (one every
+// millisecond) says done, and by the database, from the conversion's insert to the job's result.
+async Task<(double Client, double Server)> TrivialJobAsync()
+{
+    var began = Stopwatch.GetTimestamp();
+    var conversion = await PostAsync($"/photos/{tiny}/operations", "flip");
+    while ((await http.GetFromJsonAsync<JsonElement>(conversion)).GetProperty("status").GetString() is not "done")
+        await Task.Delay(1);
+    var client = Stopwatch.GetElapsedTime(began).TotalMilliseconds;
+    return (client, await db.CreateConnection().ExecuteScalarAsync<double>("""
+        SELECT extract(epoch FROM max(jobs.updated) - min(conversions.created)) * 1000 FROM conversions JOIN jobs ON conversion_id = conversions.id
+        WHERE conversions.id = @id
+        """, new { id = long.Parse(conversion.Split('/')[^1]) }));
+}
+
+// Trivial jobs one after another, on the processors of the last cluster run.
+async Task<(double[] Client, double[] Server)> TrivialJobsAsync()
+{
+    var ms = new List<(double Client, double Server)>();
+    for (var i = 0; i < trivialJobs; i++)
+        ms.Add(await TrivialJobAsync());
+    return ([.. ms.Select(m => m.Client)], [.. ms.Select(m => m.Server)]);
 }
 
 // Uploads of a 200 KB JPEG from 16 clients at once for uploadSeconds: how many the API stores per second.
@@ -205,6 +236,7 @@ Process Start(string project)
 {
     var log = Path.Combine(scratch, $"{project.ToLowerInvariant()}-{started.Count}.log");
     var start = new ProcessStartInfo("bash", ["-c", $"exec dotnet {root}/{project}/bin/Release/net10.0/{project}.dll >>{log} 2>&1"]);
+    start.Environment["PROJECT"] = project;
     start.Environment["NAS"] = nas;
     start.Environment["API_KEY"] = "bench";
     start.Environment["ASPNETCORE_URLS"] = address;
@@ -253,6 +285,12 @@ static async Task WaitUntilAsync(Func<Task<bool>> condition)
     }
 }
 
+// CPU time a process (user and system) or the whole machine (all but idle) has used, in clock ticks of 10 ms.
+static long CpuTicks(int pid) => File.ReadAllText($"/proc/{pid}/stat").Split(')')[1].Split(' ') is var f ? long.Parse(f[12]) + long.Parse(f[13]) : 0;
+
+static long MachineTicks() => File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1..]
+    .Select(long.Parse).Where((_, i) => i != 3 && i != 4).Sum(); // all but idle and iowait
+
 // Peak resident memory (VmHWM) of a running process, in KiB.
 static long PeakKb(int pid) =>
     long.Parse(File.ReadLines($"/proc/{pid}/status").Single(line => line.StartsWith("VmHWM:")).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
@@ -263,7 +301,7 @@ static void Log(string message) => Console.Error.WriteLine($"bench: {message}");
 
 static double Percentile(double[] values, double p) => values.Order().ElementAt((int)Math.Ceiling(p * values.Length) - 1);
 
-void Write(List<(string Mode, string Workers, Result Result)> rows, double[] trivial, double uploads, long apiPeakKb)
+void Write(List<(string Mode, string Workers, Result Result)> rows, (double[] Client, double[] Server) trivial, double uploads, long apiPeakKb)
 {
     double Rate(string mode) => rows.Single(row => row.Mode == mode).Result.Rate;
     var (engine, cluster) = (Rate("engine"), Rate($"cluster P={cores}"));
@@ -288,12 +326,20 @@ void Write(List<(string Mode, string Workers, Result Result)> rows, double[] tri
         "",
         "| other figure | measured | target |",
         "| --- | ---: | ---: |",
-        $"| one trivial job (32x32 PNG, `flip`), operations POST to `done`, {trivial.Length} in a row: median | {Percentile(trivial, 0.5):F1} ms | < 10 ms |",
-        $"| the same, p99 | {Percentile(trivial, 0.99):F1} ms | < 50 ms |",
+        $"| one trivial job (32x32 PNG, `flip`), {trivial.Client.Length} in a row, operations POST to a GET that says `done`: median | {Percentile(trivial.Client, 0.5):F1} ms | < 10 ms |",
+        $"| the same, p99 | {Percentile(trivial.Client, 0.99):F1} ms | < 50 ms |",
+        $"| the same in the database, the conversion's insert to the job's result: median | {Percentile(trivial.Server, 0.5):F1} ms | |",
+        $"| the same in the database, p99 | {Percentile(trivial.Server, 0.99):F1} ms | |",
         $"| uploads of a 200 KB JPEG, 16 clients, {uploadSeconds} s | {uploads:F0} /s | ≥ 300 /s |",
-        $"| a processor's peak memory, over the cluster runs (the largest photo is {Describe(inputs.MaxBy(input => new FileInfo(input).Length)!)}) | " +
+        $"| a processor's peak memory, over the cluster runs (the largest photo is {Describe(inputs.MaxBy(input => Magick.Ping(input) is var (w, h, _, _) ? (long)w * h : 0)!)}) | " +
             $"{rows.Where(row => row.Mode.StartsWith("cluster")).Max(row => row.Result.PeakKb) / 1024} MiB | < 300 MiB |",
         $"| the API's peak memory, after all of the above | {apiPeakKb / 1024} MiB | |",
+        "",
+        $"Where the {cores} cores went during the cluster run with P={cores} (CPU time from /proc):",
+        "",
+        "| process | CPU time |",
+        "| --- | ---: |",
+        .. cpu,
     ];
     var table = string.Join('\n', lines);
     Console.WriteLine(table);
