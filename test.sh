@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: starts real Postgres and RabbitMQ in a scratch folder, runs the whole xunit suite against them
-# (the suite itself starts the API, the converter and the processors), and stops what it started.
+# (the suite itself starts the API, the converter and the processors), runs the benchmark's short mode, and stops
+# what it started.
 set -euo pipefail
 cd "$(dirname "$0")"
 source ./services.sh
@@ -21,6 +22,12 @@ mkdir -p "$TMPDIR"
 set +o pipefail # the suite's own status decides, below
 dotnet test ImageProcessor.sln --logger "console;verbosity=normal" "$@" | tee "$scratch/test.log"
 status=${PIPESTATUS[0]}
+# The benchmark in its short mode, only to show that every mode still runs: no figure is checked.
+if ! ./bench.sh --short >"$scratch/bench.log" 2>&1; then
+  tail -n 30 "$scratch/bench.log"
+  echo "./bench.sh --short failed"
+  status=1
+fi
 # The closing line CI reads: "N passed, N failed".
 count() { sed -n "s/^ *$1: *\([0-9]*\)\$/\1/p" "$scratch/test.log" | tail -n 1; }
 passed=$(count Passed) failed=$(count Failed)

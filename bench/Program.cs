@@ -127,9 +127,9 @@ async Task<Result> ClusterAsync(int processors)
     var first = await db.CreateConnection().ExecuteScalarAsync<long>("SELECT coalesce(max(id), 0) FROM conversions");
     var (before, machineBefore) = (started.ToDictionary(p => p.Id, p => CpuTicks(p.Id)), MachineTicks());
     var clock = Stopwatch.StartNew();
-    for (var round = 0; round < rounds; round++)
-        foreach (var input in inputs)
-            await PostAsync($"/photos/{await UploadAsync(await File.ReadAllBytesAsync(input), Path.GetFileName(input))}/operations", OperationsFile);
+    // As a fleet of cameras does: `cores` clients at once, each uploading a photo and posting its operations file.
+    await Parallel.ForEachAsync(Enumerable.Range(0, rounds).SelectMany(_ => inputs), new ParallelOptions { MaxDegreeOfParallelism = cores },
+        async (input, _) => await PostAsync($"/photos/{await UploadAsync(await File.ReadAllBytesAsync(input), Path.GetFileName(input))}/operations", OperationsFile));
     const string Finished = "SELECT count(*) FROM jobs WHERE conversion_id > @first AND status IN ('done', 'failed')";
     await WaitUntilAsync(async () => await db.CreateConnection().ExecuteScalarAsync<long>(Finished, new { first }) == rounds * jobsPerRound);
     var seconds = clock.Elapsed.TotalSeconds;
@@ -162,7 +162,7 @@ async Task<List<Process>> StartProcessorsAsync(int processors)
     var workers = Enumerable.Range(0, processors).Select(_ => Start("Processor")).ToList();
     started.AddRange(workers);
     await WaitUntilAsync(async () => await ConsumersAsync("jobs") == processors);
-    for (var i = 0; i < 10 * processors; i++)
+    for (var i = 0; i < 50 * processors; i++)
         await TrivialJobAsync();
     return workers;
 }
