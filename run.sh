@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Brings the whole cluster up on this machine, without Docker: Postgres and RabbitMQ on loopback with their data in
-# db/data and bus/, the API, the converter and PROCESSORS processors (default: one per core, as each runs ImageMagick
+# db/data and bus/, the API, the converter and PROCESSORS processors (default 2; one per core, as each runs ImageMagick
 # on one thread). Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -19,13 +19,13 @@ export API_KEY=${API_KEY:-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')}
 mkdir -p logs
 start logs/api.log dotnet Api/bin/Release/net10.0/Api.dll
 start logs/converter.log dotnet Converter/bin/Release/net10.0/Converter.dll
-for n in $(seq "${PROCESSORS:-$(nproc)}"); do
+for n in $(seq "${PROCESSORS:-2}"); do
   start "logs/processor-$n.log" dotnet Processor/bin/Release/net10.0/Processor.dll
 done
 until curl -fsS http://localhost:8080/healthz >/dev/null 2>&1; do sleep 0.5; done
 
 cat <<MSG
-ImageProcessor is up with ${PROCESSORS:-$(nproc)} processors.
+ImageProcessor is up with ${PROCESSORS:-2} processors.
   API            http://localhost:8080   (try: API_KEY=$API_KEY testing/data/test.sh)
   API key        $API_KEY                (send it as: Authorization: Bearer <key>)
   RabbitMQ UI    http://localhost:15672  (guest/guest)
