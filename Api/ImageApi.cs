@@ -1,13 +1,6 @@
-using Dapper;
-using ImageProcessor;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Mvc;
-using Npgsql;
-
 /// <summary>The HTTP contract that cameras and operators rely on; README documents it.</summary>
 public static class ImageApi
 {
-    const string PhotoColumns = "id, width, height, format, bytes, source";
     static readonly long MaxUploadBytes = long.Parse(Env.Get("MAX_UPLOAD_BYTES", "25000000"));
     static readonly long MaxPixels = long.Parse(Env.Get("MAX_PIXELS", "50000000"));
 
@@ -23,7 +16,7 @@ public static class ImageApi
         app.MapGet("/healthz", Health);
     }
 
-    static async Task<Results<Created<Photo>, ProblemHttpResult>> Upload(HttpRequest request, NpgsqlConnection db)
+    static async Task<Results<JsonHttpResult<JsonElement>, ProblemHttpResult>> Upload(HttpRequest request, NpgsqlConnection db)
     {
         var form = request.HasFormContentType ? await request.ReadFormAsync() : null;
         if (form?.Files["file"] is not { } file)
@@ -43,11 +36,17 @@ public static class ImageApi
                 return Problem(422, $"the photo has {width}x{height} pixels, more than the limit of {MaxPixels}");
             var path = $"photos/{name}.{format}";
             File.Move(temp, Path.Combine(Env.Nas, path));
-            var photo = await db.QuerySingleAsync<Photo>($"""
-                INSERT INTO photos (path, format, width, height, bytes, source)
-                VALUES (@path, @format, @width, @height, @Length, @source) RETURNING {PhotoColumns}
-                """, new { path, format, width, height, file.Length, source });
-            return TypedResults.Created($"/photos/{photo.Id}", photo);
+            // The source's standing order, if it has one, starts a conversion with the photo; a mistake in it fails that
+            // conversion, with the parser's reason, and not the upload.
+            var orders = source is null ? null : Path.Combine(Env.Nas, "scripts", source);
+            var id = await db.QuerySingleAsync<long>("""
+                WITH photo AS (INSERT INTO photos (path, format, width, height, bytes, source)
+                    VALUES (@path, @format, @width, @height, @Length, @source) RETURNING id),
+                standing AS (INSERT INTO conversions (photo_id, operations, standing) SELECT id, @text, true FROM photo
+                    WHERE @text IS NOT NULL)
+                SELECT id FROM photo
+                """, new { path, format, width, height, file.Length, source, text = File.Exists(orders) ? File.ReadAllText(orders) : null });
+            return await Document(db, "photo", id, request.HttpContext.Response, StatusCodes.Status201Created);
         }
         finally
         {
@@ -55,16 +54,14 @@ public static class ImageApi
         }
     }
 
-    static async Task<Results<Ok<Photo>, ProblemHttpResult>> GetPhoto(long id, NpgsqlConnection db) =>
-        await db.QuerySingleOrDefaultAsync<Photo>($"SELECT {PhotoColumns} FROM photos WHERE id = @id", new { id })
-            is { } photo ? TypedResults.Ok(photo) : NotFound("photo", id);
+    static Task<Results<JsonHttpResult<JsonElement>, ProblemHttpResult>> GetPhoto(long id, NpgsqlConnection db) => Document(db, "photo", id);
 
     static async Task<Results<PhysicalFileHttpResult, ProblemHttpResult>> GetOriginal(long id, NpgsqlConnection db) =>
         await db.QuerySingleOrDefaultAsync<string>("SELECT path FROM photos WHERE id = @id", new { id })
             is { } path ? NasFile(path) : NotFound("photo", id);
 
-    static async Task<Results<Accepted<Conversion>, ProblemHttpResult>> PostOperations(
-        long id, HttpRequest request, NpgsqlConnection db, Bus bus)
+    // Only recorded here: the converter expands it, told by Postgres (the row is the outbox), so no broker is needed.
+    static async Task<Results<JsonHttpResult<JsonElement>, ProblemHttpResult>> PostOperations(long id, HttpRequest request, NpgsqlConnection db)
     {
         var body = request.HasFormContentType ? (await request.ReadFormAsync()).Files["file"]?.OpenReadStream() : request.Body;
         var text = await new StreamReader(body ?? Stream.Null).ReadToEndAsync();
@@ -72,27 +69,12 @@ public static class ImageApi
         var conversion = await db.QuerySingleOrDefaultAsync<long?>(
             "INSERT INTO conversions (photo_id, operations) SELECT id, @text FROM photos WHERE id = @id RETURNING id",
             new { id, text });
-        if (conversion is not { } created)
-            return NotFound("photo", id);
-        await bus.PublishAsync("conversions", new Message(created));
-        return TypedResults.Accepted($"/conversions/{created}", new Conversion(created, id, "pending", []));
+        return conversion is { } created
+            ? await Document(db, "conversion", created, request.HttpContext.Response, StatusCodes.Status202Accepted)
+            : NotFound("photo", id);
     }
 
-    static async Task<Results<Ok<Conversion>, ProblemHttpResult>> GetConversion(long id, NpgsqlConnection db)
-    {
-        var photoId = await db.QuerySingleOrDefaultAsync<long?>("SELECT photo_id FROM conversions WHERE id = @id", new { id });
-        if (photoId is null)
-            return NotFound("conversion", id);
-        var jobs = (await db.QueryAsync<Job>("""
-            SELECT id, name, status, error, CASE WHEN status = 'done' THEN '/jobs/' || id || '/output' END AS output
-            FROM jobs WHERE conversion_id = @id ORDER BY id
-            """, new { id })).ToList();
-        // Pending until the converter has made the jobs, running while any is unfinished, then failed if any failed.
-        var status = jobs.Count == 0 ? "pending"
-            : jobs.Any(job => job.Status is "queued" or "running") ? "running"
-            : jobs.Any(job => job.Status == "failed") ? "failed" : "done";
-        return TypedResults.Ok(new Conversion(id, photoId.Value, status, jobs));
-    }
+    static Task<Results<JsonHttpResult<JsonElement>, ProblemHttpResult>> GetConversion(long id, NpgsqlConnection db) => Document(db, "conversion", id);
 
     static async Task<Results<PhysicalFileHttpResult, ProblemHttpResult>> GetOutput(long id, NpgsqlConnection db) =>
         await db.QuerySingleOrDefaultAsync<(string Status, string? Output)?>("SELECT status, output FROM jobs WHERE id = @id", new { id }) switch
@@ -102,10 +84,21 @@ public static class ImageApi
             var (status, _) => Problem(404, $"job {id} has no output: it is {status}"),
         };
 
-    // Healthy when the database answers and the bus is open. An unreachable database throws, which leaves as 503.
-    static async Task<Results<Ok<string>, ProblemHttpResult>> Health(NpgsqlConnection db, Bus bus) =>
-        await db.ExecuteScalarAsync<int>("SELECT 1") == 1 && bus.IsOpen
-            ? TypedResults.Ok("healthy") : Problem(503, "the message bus is unreachable");
+    // Healthy when what the API itself needs answers: the database (unreachable, it throws: 503) and the NAS.
+    static async Task<Results<Ok<string>, ProblemHttpResult>> Health(NpgsqlConnection db) =>
+        await db.ExecuteScalarAsync<int>("SELECT 1") == 1 && Directory.Exists(Path.Combine(Env.Nas, "photos"))
+            ? TypedResults.Ok("healthy") : Problem(503, $"the NAS is not mounted at {Path.GetFullPath(Env.Nas)}");
+
+    // The JSON of a photo or a conversion is built by Postgres (db/schema.sql's views), so each has one definition. As
+    // the answer to a post, it is the new resource's, with its Location.
+    static async Task<Results<JsonHttpResult<JsonElement>, ProblemHttpResult>> Document(
+        NpgsqlConnection db, string what, long id, HttpResponse? created = null, int status = StatusCodes.Status200OK)
+    {
+        if (await db.QuerySingleOrDefaultAsync<string>($"SELECT document FROM {what}_documents WHERE id = @id", new { id }) is not { } json)
+            return NotFound(what, id);
+        created?.Headers.Location = $"/{what}s/{id}";
+        return TypedResults.Json(JsonSerializer.Deserialize<JsonElement>(json), statusCode: status); // compact, as the rest
+    }
 
     // Files on the NAS are named with their format as extension, which gives their Content-Type.
     static PhysicalFileHttpResult NasFile(string path) =>
@@ -115,7 +108,3 @@ public static class ImageApi
 
     static ProblemHttpResult Problem(int status, string detail) => TypedResults.Problem(detail, statusCode: status);
 }
-
-public sealed record Photo(long Id, int Width, int Height, string Format, long Bytes, string? Source);
-public sealed record Conversion(long Id, long PhotoId, string Status, List<Job> Jobs);
-public sealed record Job(long Id, string Name, string Status, string? Error, string? Output);

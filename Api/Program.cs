@@ -1,15 +1,10 @@
-using ImageProcessor;
-using Npgsql;
-using RabbitMQ.Client.Exceptions;
-
 var builder = WebApplication.CreateSlimBuilder(args);
 builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 builder.WebHost.UseUrls(builder.Configuration["urls"] ?? "http://localhost:8080");
 
-// Database and bus: one pool for the process, one connection per request, opened by Dapper only while a query runs.
+// Database: one pool for the process, one connection per request, opened by Dapper only while a query runs.
 builder.Services.AddSingleton(NpgsqlDataSource.Create(Env.Database));
 builder.Services.AddScoped(services => services.GetRequiredService<NpgsqlDataSource>().CreateConnection());
-builder.Services.AddSingleton(await Bus.ConnectAsync());
 
 // Errors: every one leaves as RFC 9457 ProblemDetails; one that is not our fault carries its message as the detail.
 builder.Services.AddProblemDetails(options => options.CustomizeProblemDetails = context =>
@@ -24,14 +19,12 @@ app.UseExceptionHandler(new ExceptionHandlerOptions
 });
 app.UseStatusCodePages();
 
-// Access: API_KEY, when set, guards all but /healthz. New work waits while the bus is away: nothing could start it.
+// Access: API_KEY, when set, guards all but /healthz.
 var apiKey = Env.Get("API_KEY", "");
-app.Use((context, next) => (
+app.Use((context, next) =>
     apiKey != "" && context.Request.Path != "/healthz" && context.Request.Headers.Authorization != $"Bearer {apiKey}"
-        ? TypedResults.Problem("send the API key as the header 'Authorization: Bearer <key>'", statusCode: 401)
-    : HttpMethods.IsPost(context.Request.Method) && !context.RequestServices.GetRequiredService<Bus>().IsOpen
-        ? TypedResults.Problem("the message bus is unreachable; try again shortly", statusCode: 503)
-    : null)?.ExecuteAsync(context) ?? next(context));
+        ? TypedResults.Problem("send the API key as the header 'Authorization: Bearer <key>'", statusCode: 401).ExecuteAsync(context)
+        : next(context));
 Directory.CreateDirectory(Path.Combine(Env.Nas, "photos"));
 app.MapImageApi();
 app.Run();
@@ -41,6 +34,6 @@ static int StatusOf(Exception exception) => exception switch
     BadHttpRequestException bad => bad.StatusCode,
     OperationsException or InvalidDataException => 400,
     MagickException => 415,
-    NpgsqlException or RabbitMQClientException => 503,
+    NpgsqlException => 503,
     _ => 500,
 };

@@ -1,35 +1,32 @@
-using System.Text.Json;
-using RabbitMQ.Client;
-using RabbitMQ.Client.Events;
-
 namespace ImageProcessor;
 
 /// <summary>The one way onto and off the bus: durable quorum queues, persistent messages, confirmed publishes. A message
 /// is acked once its handler has recorded the work, or goes to "{queue}.dead" after five failed deliveries.</summary>
 public sealed class Bus(IConnection connection, IChannel publisher)
 {
-    public bool IsOpen => connection.IsOpen;
+    readonly CancellationTokenSource stopping = new();
+    readonly List<Task> idle = []; // one per consumer: done once it is cancelled and its handler has finished
+
+    /// <summary>Cancelled on SIGTERM, as a deploy or a scale-down sends: no new work is taken after it.</summary>
+    public CancellationToken Stopping => stopping.Token;
 
     public static async Task<Bus> ConnectAsync()
     {
         var connection = await new ConnectionFactory { Uri = new Uri(Env.Bus) }.CreateConnectionAsync();
         var publisher = await connection.CreateChannelAsync(new CreateChannelOptions(
             publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true));
-        foreach (var queue in new[] { "conversions", "jobs" })
-        {
-            await Declare($"{queue}.dead", []);
-            await Declare(queue, new() { ["x-delivery-limit"] = 5, ["x-dead-letter-exchange"] = "",
-                ["x-dead-letter-routing-key"] = $"{queue}.dead" });
-        }
+        await Declare("jobs.dead", []);
+        await Declare("jobs", new() { ["x-delivery-limit"] = 5, ["x-dead-letter-exchange"] = "", ["x-dead-letter-routing-key"] = "jobs.dead" });
         return new Bus(connection, publisher);
 
         Task Declare(string queue, Dictionary<string, object?> arguments) => publisher.QueueDeclareAsync(queue, durable: true,
             exclusive: false, autoDelete: false, arguments: new Dictionary<string, object?>(arguments) { ["x-queue-type"] = "quorum" });
     }
 
-    public async Task PublishAsync(string queue, Message message) =>
-        await publisher.BasicPublishAsync("", queue, mandatory: true, new BasicProperties { Persistent = true },
-            JsonSerializer.SerializeToUtf8Bytes(message));
+    public async Task PublishAsync(string queue, Message message) => await PublishAsync(queue, JsonSerializer.SerializeToUtf8Bytes(message));
+
+    async Task PublishAsync(string queue, ReadOnlyMemory<byte> body) =>
+        await publisher.BasicPublishAsync("", queue, mandatory: true, new BasicProperties { Persistent = true }, body);
 
     /// <summary>Hands each message to handle, at most prefetch at a time, and acks it when handle returns.</summary>
     public async Task ConsumeAsync(string queue, ushort prefetch, Func<Message, Task> handle)
@@ -46,15 +43,38 @@ public sealed class Bus(IConnection connection, IChannel publisher)
             }
             catch (Exception e)
             {
-                // Back to the queue after a pause, so that a short outage keeps its deliveries; an unreadable one is dead.
+                // Back to the queue after a pause, up to the delivery limit; an unreadable one is dead at once. One the
+                // database was away for is not at fault: a copy takes its place, with the broker's count of deliveries new.
                 Console.Error.WriteLine($"{queue}: {e.GetType().Name}: {e.Message}");
                 await Task.Delay(TimeSpan.FromSeconds(1));
-                await channel.BasicNackAsync(delivery.DeliveryTag, multiple: false, requeue: e is not JsonException);
+                var transient = e is DbException { IsTransient: true };
+                if (transient)
+                    await PublishAsync(queue, delivery.Body);
+                await (transient ? channel.BasicAckAsync(delivery.DeliveryTag, multiple: false)
+                    : channel.BasicNackAsync(delivery.DeliveryTag, multiple: false, requeue: e is not JsonException));
             }
         };
-        await channel.BasicConsumeAsync(queue, autoAck: false, consumer);
+        // The broker's cancel-ok reaches the consumer only after the handler at work has finished: then it is idle. (A
+        // channel closed by a broker outage unregisters it too, but it is registered again when the broker returns.)
+        var cancelled = new TaskCompletionSource();
+        consumer.UnregisteredAsync += (_, _) => Task.FromResult(Stopping.IsCancellationRequested && cancelled.TrySetResult());
+        var tag = await channel.BasicConsumeAsync(queue, autoAck: false, consumer);
+        Stopping.Register(() => channel.BasicCancelAsync(tag));
+        idle.Add(cancelled.Task);
+    }
+
+    /// <summary>Runs until SIGTERM, then takes no more work and waits for what is in hand to be recorded and acked, and for
+    /// the other work given. It waits 8 s at most, as compose kills 10 s after SIGTERM: a job still running then is handed
+    /// back, as the broker requeues what was not acked once the process exits and its connection drops.</summary>
+    public async Task RunUntilStoppedAsync(params Task[] work)
+    {
+        var signalled = new TaskCompletionSource(); // cancelling SIGTERM's default, an exit at once, with status 143
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal => signal.Cancel = signalled.TrySetResult());
+        await signalled.Task;
+        await stopping.CancelAsync();
+        await Task.WhenAny(Task.WhenAll([.. idle, .. work]), Task.Delay(TimeSpan.FromSeconds(8)));
     }
 }
 
-// Only an id travels, of a conversion or a job as the queue says: its row holds the rest, so the two cannot disagree.
+// Only the id of a job travels: its row holds the rest, so the two cannot disagree.
 public sealed record Message(long Id);

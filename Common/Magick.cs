@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace ImageProcessor;
 
 /// <summary>ImageMagick 6 (Q16, as Debian ships it), bound directly since our package source has no Magick.NET, and
@@ -9,6 +7,11 @@ public static class Magick
 {
     const string Wand = "libMagickWand-6.Q16.so.6", Core = "libMagickCore-6.Q16.so.6";
     const int ReasonOffset = 8; // MagickCore's ExceptionInfo (magick/exception.h) begins: int severity, error_number; char *reason
+    static readonly int TimeLimit = int.Parse(Env.Get("JOB_SECONDS", "60"));
+    // ImageMagick asks an image's progress monitor as it goes and stops the operation when it answers false. Each run
+    // passes its deadline as the monitor's client data, so one monitor serves every thread.
+    static readonly ProgressMonitor BeforeDeadline = (_, _, _, deadline) => Environment.TickCount64 < deadline;
+    delegate bool ProgressMonitor(nint text, long offset, ulong span, nint deadline);
 
     static Magick()
     {
@@ -28,9 +31,16 @@ public static class Magick
         var temp = $"{output}.{Guid.NewGuid():N}.tmp";
         Directory.CreateDirectory(Path.GetDirectoryName(output)!);
         var (hint, shrunk) = ShrinkOnLoad(input, inputFormat, steps);
-        var image = Run([.. hint, $"{inputFormat}:{input}[0]", .. shrunk.SelectMany(Options), $"{format}:{temp}"]);
-        File.Move(temp, output, overwrite: true);
-        return (image.Width, image.Height);
+        try
+        {
+            var image = Run([.. hint, $"{inputFormat}:{input}[0]", .. shrunk.SelectMany(Options), $"{format}:{temp}"]);
+            File.Move(temp, output, overwrite: true);
+            return (image.Width, image.Height);
+        }
+        finally
+        {
+            File.Delete(temp); // what a failed or stopped command wrote; nothing once published
+        }
     }
 
     // libjpeg decodes at 1/2, 1/4, 1/8... of the size when told the size wanted (jpeg:size; above the photo's it enlarges):
@@ -63,14 +73,20 @@ public static class Magick
         _ => throw new MagickException($"unknown operation '{step.Op}'"),
     };
 
-    // Runs `convert` in process; it reports the image it made as -format tells: "width,height,format,orientation".
+    // Runs `convert` in process; it reports the image it made as -format tells: "width,height,format,orientation". An
+    // operation stopped at the deadline may leave its image as it was and the command going on: the clock decides.
     static (int Width, int Height, string Format, string Orientation) Run(string[] options)
     {
         var (imageInfo, exception, metadata) = (AcquireImageInfo(), AcquireExceptionInfo(), (nint)0);
         string[] arguments = ["convert", "-format", "%w,%h,%m,%[orientation]", .. options];
+        var deadline = Environment.TickCount64 + TimeLimit * 1000L;
+        SetImageInfoProgressMonitor(imageInfo, BeforeDeadline, (nint)deadline);
         try
         {
-            if (!ConvertImageCommand(imageInfo, arguments.Length, arguments, ref metadata, exception))
+            var made = ConvertImageCommand(imageInfo, arguments.Length, arguments, ref metadata, exception);
+            if (Environment.TickCount64 >= deadline)
+                throw new MagickException($"stopped at the time limit of {TimeLimit} s per job (JOB_SECONDS)");
+            if (!made)
                 throw new MagickException(Marshal.PtrToStringUTF8(Marshal.ReadIntPtr(exception, ReasonOffset))!);
             var fields = Marshal.PtrToStringUTF8(metadata)!.Split(',');
             return (int.Parse(fields[0]), int.Parse(fields[1]), fields[2].ToLowerInvariant(), fields[3]);
@@ -90,6 +106,7 @@ public static class Magick
     [DllImport(Core)] static extern nint AcquireExceptionInfo();
     [DllImport(Core)] static extern nint DestroyExceptionInfo(nint exception);
     [DllImport(Core)] static extern nint RelinquishMagickMemory(nint memory);
+    [DllImport(Core)] static extern nint SetImageInfoProgressMonitor(nint imageInfo, ProgressMonitor monitor, nint clientData);
     [DllImport(Core)] static extern int ParseMetaGeometry(string geometry, ref nint x, ref nint y, ref nuint width, ref nuint height);
     [DllImport(Wand)] static extern bool ConvertImageCommand(nint imageInfo, int argc, string[] argv, ref nint metadata, nint exception);
 }

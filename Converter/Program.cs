@@ -1,25 +1,5 @@
-using System.Text.Json;
-using Dapper;
-using ImageProcessor;
-using Npgsql;
-
 var db = NpgsqlDataSource.Create(Env.Database);
 var bus = await Bus.ConnectAsync();
-
-// Expand each conversion into one job per output line. A redelivered conversion is harmless: a job is unique per
-// (conversion, name), and every job still queued is published again, so a crash between the two steps loses nothing.
-await bus.ConsumeAsync("conversions", prefetch: 8, async message =>
-{
-    await using var connection = await db.OpenConnectionAsync();
-    var text = await connection.QuerySingleAsync<string>("SELECT operations FROM conversions WHERE id = @Id", message);
-    var queued = await connection.QueryAsync<long>("""
-        WITH made AS (INSERT INTO jobs (conversion_id, name, steps)
-            SELECT @Id, "Name", "Steps" FROM jsonb_to_recordset(@outputs::jsonb) AS outputs("Name" text, "Steps" jsonb)
-            ON CONFLICT DO NOTHING RETURNING id)
-        SELECT id FROM made UNION SELECT id FROM jobs WHERE conversion_id = @Id AND status = 'queued'
-        """, new { message.Id, outputs = JsonSerializer.Serialize(Operations.Parse(text)) });
-    await Task.WhenAll(queued.Select(job => bus.PublishAsync("jobs", new Message(job))));
-});
 
 // A dead-lettered job, one its processors failed on at every delivery, is recorded as failed: nothing waits for it.
 await bus.ConsumeAsync("jobs.dead", prefetch: 8, async message => await db.CreateConnection().ExecuteAsync("""
@@ -27,4 +7,61 @@ await bus.ConsumeAsync("jobs.dead", prefetch: 8, async message => await db.Creat
     WHERE id = @Id AND status IN ('queued', 'running')
     """, message));
 
-await Task.Delay(Timeout.Infinite);
+await bus.RunUntilStoppedAsync(Task.Run(ExpandAllAsync));
+
+// The conversions table is the outbox: the API only records a conversion, and Postgres announces it (db/schema.sql).
+// Each announcement sets off a sweep, and so does every second without one, so a conversion recorded while this
+// converter, the database or the broker was away is expanded once all are back.
+async Task ExpandAllAsync()
+{
+    while (!bus.Stopping.IsCancellationRequested)
+    {
+        try
+        {
+            await using var listener = await db.OpenConnectionAsync();
+            await listener.ExecuteAsync("LISTEN conversions");
+            while (!bus.Stopping.IsCancellationRequested)
+            {
+                if (!await ExpandOneAsync(listener))
+                    await listener.WaitAsync(TimeSpan.FromSeconds(1)); // for an announcement, or a second
+            }
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"conversions: {e.GetType().Name}: {e.Message}; trying again in a second");
+            await Task.Delay(TimeSpan.FromSeconds(1));
+        }
+    }
+}
+
+// Expands one conversion still to do into one job per output line, in three steps: the jobs are committed, so that a
+// processor never gets an id whose row it cannot see; their messages are published and confirmed; then the conversion
+// is marked expanded. A crash between the steps expands it again, which adds no job (one per name) and republishes
+// those still queued. Its row stays locked meanwhile, so that other converters skip it; FOR NO KEY UPDATE lets the jobs'
+// foreign key, checked on the other connection, through.
+async Task<bool> ExpandOneAsync(NpgsqlConnection connection)
+{
+    await using var transaction = await connection.BeginTransactionAsync();
+    var conversion = await connection.QuerySingleOrDefaultAsync<(long Id, string Text)?>(
+        "SELECT id, operations FROM conversions WHERE expanded IS NULL ORDER BY id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED");
+    if (conversion is not (long id, string text))
+        return false;
+    string? error = null;
+    try
+    {
+        var queued = await db.CreateConnection().QueryAsync<long>("""
+            WITH made AS (INSERT INTO jobs (conversion_id, name, steps)
+                SELECT @id, "Name", "Steps" FROM jsonb_to_recordset(@outputs::jsonb) AS outputs("Name" text, "Steps" jsonb)
+                ON CONFLICT DO NOTHING RETURNING id)
+            SELECT id FROM made UNION SELECT id FROM jobs WHERE conversion_id = @id AND status = 'queued'
+            """, new { id, outputs = JsonSerializer.Serialize(Operations.Parse(text)) });
+        await Task.WhenAll(queued.Select(job => bus.PublishAsync("jobs", new Message(job))));
+    }
+    catch (OperationsException e)
+    {
+        error = e.Message; // a mistake in a standing order: the API refuses one in a posted file
+    }
+    await connection.ExecuteAsync("UPDATE conversions SET expanded = now(), error = @error WHERE id = @id", new { id, error });
+    await transaction.CommitAsync();
+    return true;
+}

@@ -1,8 +1,3 @@
-using System.Text.Json;
-using Dapper;
-using ImageProcessor;
-using Npgsql;
-
 var db = NpgsqlDataSource.Create(Env.Database);
 var bus = await Bus.ConnectAsync();
 
@@ -40,4 +35,4 @@ await bus.ConsumeAsync("jobs", prefetch: 1, async message =>
         """, new { job.Id, output, error, width, height });
 });
 
-await Task.Delay(Timeout.Infinite);
+await bus.RunUntilStoppedAsync();

@@ -12,14 +12,25 @@ CREATE TABLE IF NOT EXISTS photos (
     created  timestamptz NOT NULL DEFAULT now()
 );
 
+-- A conversion's row is also the converter's outbox: it is expanded into jobs once, then marked expanded.
 CREATE TABLE IF NOT EXISTS conversions (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     photo_id    bigint NOT NULL REFERENCES photos,
-    operations  text NOT NULL,              -- the operations file as posted
+    operations  text NOT NULL,              -- the operations file as posted, or the source's standing order
+    standing    boolean NOT NULL DEFAULT false, -- started by the upload, from its source's standing order
+    expanded    timestamptz,                -- when its jobs were made and their messages confirmed; NULL: still to do
+    error       text,                       -- why it could not be expanded (a mistake in a standing order)
     created     timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE conversions ADD COLUMN IF NOT EXISTS standing boolean NOT NULL DEFAULT false,
+    ADD COLUMN IF NOT EXISTS expanded timestamptz, ADD COLUMN IF NOT EXISTS error text; -- for data made before them
+CREATE INDEX IF NOT EXISTS conversions_to_expand ON conversions (id) WHERE expanded IS NULL;
 
--- One output image of a conversion. A conversion's status is derived from its jobs: none yet is 'pending'.
+-- Every new conversion is announced to the converters, which listen; they also sweep for any they missed.
+CREATE OR REPLACE FUNCTION announce_conversion() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NOTIFY conversions; RETURN NULL; END $$;
+CREATE OR REPLACE TRIGGER announce AFTER INSERT ON conversions FOR EACH STATEMENT EXECUTE FUNCTION announce_conversion();
+
+-- One output image of a conversion.
 CREATE TABLE IF NOT EXISTS jobs (
     id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     conversion_id  bigint NOT NULL REFERENCES conversions,
@@ -35,3 +46,24 @@ CREATE TABLE IF NOT EXISTS jobs (
     UNIQUE (conversion_id, name)             -- a redelivered conversion cannot add its jobs twice
 );
 
+
+-- The API's JSON documents, derived here so that each has one definition beside its data.
+-- A photo, with the conversion its source's standing order started (null when it had none).
+CREATE OR REPLACE VIEW photo_documents AS
+SELECT id, json_build_object('id', id, 'width', width, 'height', height, 'format', format, 'bytes', bytes, 'source', source,
+    'conversion', (SELECT min(c.id) FROM conversions c WHERE c.photo_id = photos.id AND c.standing)) AS document
+FROM photos;
+
+-- A conversion with its jobs and its status: failed when it could not be expanded, pending until it has jobs, running
+-- while any job is unfinished, then failed if any job failed, else done.
+CREATE OR REPLACE VIEW conversion_documents AS
+SELECT c.id, json_build_object('id', c.id, 'photoId', c.photo_id,
+    'status', CASE WHEN c.error IS NOT NULL THEN 'failed' WHEN count(j.id) = 0 THEN 'pending'
+        WHEN bool_or(j.status IN ('queued', 'running')) THEN 'running' WHEN bool_or(j.status = 'failed') THEN 'failed'
+        ELSE 'done' END,
+    'error', c.error,
+    'jobs', coalesce(json_agg(json_build_object('id', j.id, 'name', j.name, 'status', j.status, 'error', j.error,
+        'output', CASE WHEN j.status = 'done' THEN '/jobs/' || j.id || '/output' END) ORDER BY j.id) FILTER (WHERE j.id IS NOT NULL),
+        '[]')) AS document
+FROM conversions c LEFT JOIN jobs j ON j.conversion_id = c.id
+GROUP BY c.id;

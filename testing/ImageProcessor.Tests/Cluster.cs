@@ -10,7 +10,7 @@ namespace ImageProcessor.Tests;
 /// </summary>
 public sealed class Cluster : IAsyncLifetime
 {
-    public const long MaxUploadBytes = 2_000_000, MaxPixels = 20_000_000;
+    public const long MaxUploadBytes = 2_000_000, MaxPixels = 20_000_000, JobSeconds = 10;
     public const string ApiKey = "test-key-3f9c";
     public static readonly string Root = FindRoot(AppContext.BaseDirectory);
     readonly List<Process> processes = [];
@@ -86,6 +86,7 @@ public sealed class Cluster : IAsyncLifetime
         start.Environment["ASPNETCORE_URLS"] = Address.ToString();
         start.Environment["MAX_UPLOAD_BYTES"] = $"{MaxUploadBytes}";
         start.Environment["MAX_PIXELS"] = $"{MaxPixels}";
+        start.Environment["JOB_SECONDS"] = $"{JobSeconds}";
         processes.Add(Process.Start(start)!);
     }
 

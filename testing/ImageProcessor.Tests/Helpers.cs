@@ -61,7 +61,7 @@ public static class Helpers
     {
         await using var connection = await new ConnectionFactory { Uri = new Uri(Env.Bus) }.CreateConnectionAsync();
         await using var channel = await connection.CreateChannelAsync();
-        foreach (var queue in new[] { "conversions", "jobs", "conversions.dead", "jobs.dead" })
+        foreach (var queue in new[] { "jobs", "jobs.dead" })
             for (var tries = 0; (await channel.QueueDeclarePassiveAsync(queue)).MessageCount > 0; tries++)
             {
                 Assert.True(tries < 400, $"{queue} did not drain");
