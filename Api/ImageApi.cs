@@ -16,7 +16,7 @@ public static class ImageApi
         app.MapGet("/healthz", Health);
     }
 
-    static async Task<Results<JsonHttpResult<JsonElement>, ProblemHttpResult>> Upload(HttpRequest request, NpgsqlConnection db)
+    static async Task<Results<Created<JsonElement?>, ProblemHttpResult>> Upload(HttpRequest request, NpgsqlConnection db)
     {
         var form = request.HasFormContentType ? await request.ReadFormAsync() : null;
         if (form?.Files["file"] is not { } file)
@@ -46,7 +46,7 @@ public static class ImageApi
                     WHERE @text IS NOT NULL)
                 SELECT id FROM photo
                 """, new { path, format, width, height, file.Length, source, text = File.Exists(orders) ? File.ReadAllText(orders) : null });
-            return await Document(db, "photo", id, request.HttpContext.Response, StatusCodes.Status201Created);
+            return TypedResults.Created($"/photos/{id}", await Document(db, "photo", id));
         }
         finally
         {
@@ -54,14 +54,15 @@ public static class ImageApi
         }
     }
 
-    static Task<Results<JsonHttpResult<JsonElement>, ProblemHttpResult>> GetPhoto(long id, NpgsqlConnection db) => Document(db, "photo", id);
+    static async Task<Results<Ok<JsonElement?>, ProblemHttpResult>> GetPhoto(long id, NpgsqlConnection db) =>
+        await Document(db, "photo", id) is { } photo ? TypedResults.Ok<JsonElement?>(photo) : NotFound("photo", id);
 
     static async Task<Results<PhysicalFileHttpResult, ProblemHttpResult>> GetOriginal(long id, NpgsqlConnection db) =>
         await db.QuerySingleOrDefaultAsync<string>("SELECT path FROM photos WHERE id = @id", new { id })
             is { } path ? NasFile(path) : NotFound("photo", id);
 
     // Only recorded here: the converter expands it, told by Postgres (the row is the outbox), so no broker is needed.
-    static async Task<Results<JsonHttpResult<JsonElement>, ProblemHttpResult>> PostOperations(long id, HttpRequest request, NpgsqlConnection db)
+    static async Task<Results<Accepted<JsonElement?>, ProblemHttpResult>> PostOperations(long id, HttpRequest request, NpgsqlConnection db)
     {
         var body = request.HasFormContentType ? (await request.ReadFormAsync()).Files["file"]?.OpenReadStream() : request.Body;
         var text = await new StreamReader(body ?? Stream.Null).ReadToEndAsync();
@@ -70,11 +71,11 @@ public static class ImageApi
             "INSERT INTO conversions (photo_id, operations) SELECT id, @text FROM photos WHERE id = @id RETURNING id",
             new { id, text });
         return conversion is { } created
-            ? await Document(db, "conversion", created, request.HttpContext.Response, StatusCodes.Status202Accepted)
-            : NotFound("photo", id);
+            ? TypedResults.Accepted($"/conversions/{created}", await Document(db, "conversion", created)) : NotFound("photo", id);
     }
 
-    static Task<Results<JsonHttpResult<JsonElement>, ProblemHttpResult>> GetConversion(long id, NpgsqlConnection db) => Document(db, "conversion", id);
+    static async Task<Results<Ok<JsonElement?>, ProblemHttpResult>> GetConversion(long id, NpgsqlConnection db) =>
+        await Document(db, "conversion", id) is { } conversion ? TypedResults.Ok<JsonElement?>(conversion) : NotFound("conversion", id);
 
     static async Task<Results<PhysicalFileHttpResult, ProblemHttpResult>> GetOutput(long id, NpgsqlConnection db) =>
         await db.QuerySingleOrDefaultAsync<(string Status, string? Output)?>("SELECT status, output FROM jobs WHERE id = @id", new { id }) switch
@@ -89,16 +90,10 @@ public static class ImageApi
         await db.ExecuteScalarAsync<int>("SELECT 1") == 1 && Directory.Exists(Path.Combine(Env.Nas, "photos"))
             ? TypedResults.Ok("healthy") : Problem(503, $"the NAS is not mounted at {Path.GetFullPath(Env.Nas)}");
 
-    // The JSON of a photo or a conversion is built by Postgres (db/schema.sql's views), so each has one definition. As
-    // the answer to a post, it is the new resource's, with its Location.
-    static async Task<Results<JsonHttpResult<JsonElement>, ProblemHttpResult>> Document(
-        NpgsqlConnection db, string what, long id, HttpResponse? created = null, int status = StatusCodes.Status200OK)
-    {
-        if (await db.QuerySingleOrDefaultAsync<string>($"SELECT document FROM {what}_documents WHERE id = @id", new { id }) is not { } json)
-            return NotFound(what, id);
-        created?.Headers.Location = $"/{what}s/{id}";
-        return TypedResults.Json(JsonSerializer.Deserialize<JsonElement>(json), statusCode: status); // compact, as the rest
-    }
+    // The JSON of a photo or a conversion is built by Postgres (db/schema.sql's views), so each has one definition.
+    static async Task<JsonElement?> Document(NpgsqlConnection db, string what, long id) =>
+        await db.QuerySingleOrDefaultAsync<string>($"SELECT document FROM {what}_documents WHERE id = @id", new { id })
+            is { } json ? JsonSerializer.Deserialize<JsonElement>(json) : null;
 
     // Files on the NAS are named with their format as extension, which gives their Content-Type.
     static PhysicalFileHttpResult NasFile(string path) =>

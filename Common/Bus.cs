@@ -23,10 +23,8 @@ public sealed class Bus(IConnection connection, IChannel publisher)
             exclusive: false, autoDelete: false, arguments: new Dictionary<string, object?>(arguments) { ["x-queue-type"] = "quorum" });
     }
 
-    public async Task PublishAsync(string queue, Message message) => await PublishAsync(queue, JsonSerializer.SerializeToUtf8Bytes(message));
-
-    async Task PublishAsync(string queue, ReadOnlyMemory<byte> body) =>
-        await publisher.BasicPublishAsync("", queue, mandatory: true, new BasicProperties { Persistent = true }, body);
+    public async Task PublishAsync(string queue, Message message) => await publisher.BasicPublishAsync("", queue,
+        mandatory: true, new BasicProperties { Persistent = true }, JsonSerializer.SerializeToUtf8Bytes(message));
 
     /// <summary>Hands each message to handle, at most prefetch at a time, and acks it when handle returns.</summary>
     public async Task ConsumeAsync(string queue, ushort prefetch, Func<Message, Task> handle)
@@ -49,7 +47,7 @@ public sealed class Bus(IConnection connection, IChannel publisher)
                 await Task.Delay(TimeSpan.FromSeconds(1));
                 var transient = e is DbException { IsTransient: true };
                 if (transient)
-                    await PublishAsync(queue, delivery.Body);
+                    await PublishAsync(queue, JsonSerializer.Deserialize<Message>(delivery.Body.Span)!);
                 await (transient ? channel.BasicAckAsync(delivery.DeliveryTag, multiple: false)
                     : channel.BasicNackAsync(delivery.DeliveryTag, multiple: false, requeue: e is not JsonException));
             }

@@ -25,17 +25,21 @@ public static class Magick
     public static (int Width, int Height, string Format, string Orientation) Ping(string path) => Run(["-ping", $"{path}[0]", "null:"]);
 
     /// <summary>Applies the steps to the first frame of input, whose format is named so that its content cannot choose
-    /// another coder, and writes output atomically: whole or not at all. Returns the output's size.</summary>
-    public static (int Width, int Height) Convert(string input, string inputFormat, Step[] steps, string output, string format)
+    /// another coder, and writes output atomically: whole or not at all. Returns the output's size, or why it failed.</summary>
+    public static (int? Width, int? Height, string? Error) Convert(string input, string inputFormat, Step[] steps, string output, string format)
     {
         var temp = $"{output}.{Guid.NewGuid():N}.tmp";
         Directory.CreateDirectory(Path.GetDirectoryName(output)!);
-        var (hint, shrunk) = ShrinkOnLoad(input, inputFormat, steps);
         try
         {
+            var (hint, shrunk) = ShrinkOnLoad(input, inputFormat, steps);
             var image = Run([.. hint, $"{inputFormat}:{input}[0]", .. shrunk.SelectMany(Options), $"{format}:{temp}"]);
             File.Move(temp, output, overwrite: true);
-            return (image.Width, image.Height);
+            return (image.Width, image.Height, null);
+        }
+        catch (MagickException e)
+        {
+            return (null, null, e.Message);
         }
         finally
         {

@@ -7,38 +7,31 @@ await bus.ConsumeAsync("jobs.dead", prefetch: 8, async message => await db.Creat
     WHERE id = @Id AND status IN ('queued', 'running')
     """, message));
 
-await bus.RunUntilStoppedAsync(Task.Run(ExpandAllAsync));
-
 // The conversions table is the outbox: the API only records a conversion, and Postgres announces it (db/schema.sql).
-// Each announcement sets off a sweep, and so does every second without one, so a conversion recorded while this
-// converter, the database or the broker was away is expanded once all are back.
-async Task ExpandAllAsync()
+// An announcement sets off a sweep, and so does every second without one: a conversion recorded while this converter,
+// the database or the broker was away is expanded once all are back.
+await bus.RunUntilStoppedAsync(Task.Run(async () =>
 {
     while (!bus.Stopping.IsCancellationRequested)
-    {
         try
         {
             await using var listener = await db.OpenConnectionAsync();
             await listener.ExecuteAsync("LISTEN conversions");
             while (!bus.Stopping.IsCancellationRequested)
-            {
                 if (!await ExpandOneAsync(listener))
-                    await listener.WaitAsync(TimeSpan.FromSeconds(1)); // for an announcement, or a second
-            }
+                    await listener.WaitAsync(TimeSpan.FromSeconds(1));
         }
         catch (Exception e)
         {
             Console.Error.WriteLine($"conversions: {e.GetType().Name}: {e.Message}; trying again in a second");
             await Task.Delay(TimeSpan.FromSeconds(1));
         }
-    }
-}
+}));
 
-// Expands one conversion still to do into one job per output line, in three steps: the jobs are committed, so that a
-// processor never gets an id whose row it cannot see; their messages are published and confirmed; then the conversion
-// is marked expanded. A crash between the steps expands it again, which adds no job (one per name) and republishes
-// those still queued. Its row stays locked meanwhile, so that other converters skip it; FOR NO KEY UPDATE lets the jobs'
-// foreign key, checked on the other connection, through.
+// Expands a conversion into one job per output line, in three steps: the jobs are committed, so that a processor never
+// gets an id whose row it cannot see; their messages are confirmed; the conversion is marked expanded. A crash between
+// them expands it again, which adds no job (one per name) and republishes those still queued. Its row stays locked till
+// then, so that other converters skip it; FOR NO KEY UPDATE lets the jobs' foreign key, checked on another connection, by.
 async Task<bool> ExpandOneAsync(NpgsqlConnection connection)
 {
     await using var transaction = await connection.BeginTransactionAsync();
@@ -59,7 +52,7 @@ async Task<bool> ExpandOneAsync(NpgsqlConnection connection)
     }
     catch (OperationsException e)
     {
-        error = e.Message; // a mistake in a standing order: the API refuses one in a posted file
+        error = e.Message; // a mistake in a standing order (the API refuses one in a posted file) fails the conversion
     }
     await connection.ExecuteAsync("UPDATE conversions SET expanded = now(), error = @error WHERE id = @id", new { id, error });
     await transaction.CommitAsync();

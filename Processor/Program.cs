@@ -16,21 +16,14 @@ await bus.ConsumeAsync("jobs", prefetch: 1, async message =>
         return;
     var steps = JsonSerializer.Deserialize<Step[]>(job.Steps)!;
     var format = steps.LastOrDefault(step => step.Op == "format")?.Arg ?? job.Format;
-    // Named by job id, so a job processed twice overwrites its one output instead of adding a second.
-    string? output = $"outputs/{job.Id}.{format}", error = null;
-    int? width = null, height = null;
-    try
-    {
-        (width, height) = Magick.Convert(Path.Combine(Env.Nas, job.Path), job.Format, steps, Path.Combine(Env.Nas, output), format);
-    }
-    catch (MagickException e)
-    {
-        // A bad image or operation will not improve on a second try: record ImageMagick's reason, and ack.
-        (output, error) = (null, e.Message);
-    }
+    // Named by job id, so a job processed twice overwrites its one output instead of adding a second. A bad image or
+    // operation will not improve on a second try: ImageMagick's reason is recorded, and the message acked.
+    var output = $"outputs/{job.Id}.{format}";
+    var (width, height, error) = Magick.Convert(Path.Combine(Env.Nas, job.Path), job.Format, steps, Path.Combine(Env.Nas, output), format);
     await connection.ExecuteAsync("""
-        UPDATE jobs SET status = CASE WHEN @error IS NULL THEN 'done' ELSE 'failed' END, output = @output, error = @error,
-            width = @width, height = @height, duration_ms = extract(epoch FROM now() - updated) * 1000, updated = now()
+        UPDATE jobs SET status = CASE WHEN @error IS NULL THEN 'done' ELSE 'failed' END, error = @error,
+            output = CASE WHEN @error IS NULL THEN @output END, width = @width, height = @height,
+            duration_ms = extract(epoch FROM now() - updated) * 1000, updated = now()
         WHERE id = @Id
         """, new { job.Id, output, error, width, height });
 });

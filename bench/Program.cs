@@ -88,7 +88,8 @@ static Result Engine(string photos, int rounds, int workers, string output)
             var ((path, format), (name, steps)) = task.Item;
             var target = steps.LastOrDefault(step => step.Op == "format")?.Arg ?? format;
             var began = Stopwatch.GetTimestamp();
-            Magick.Convert(path, format, steps, Path.Combine(output, $"{task.Index}.{target}"), target);
+            if (Magick.Convert(path, format, steps, Path.Combine(output, $"{task.Index}.{target}"), target).Error is { } error)
+                throw new InvalidOperationException($"{path}: {error}");
             ms.Add(Stopwatch.GetElapsedTime(began).TotalMilliseconds);
         });
     return new Result(clock.Elapsed.TotalSeconds, [.. ms], PeakKb(Environment.ProcessId));
