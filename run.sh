@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source ./services.sh
-install_missing postgresql-15 rabbitmq-server libmagickwand-6.q16-6 curl
+install_missing postgresql-15 rabbitmq-server libmagickwand-6.q16-6 curl acl
 
 trap stop_started EXIT
 trap 'exit 130' INT TERM
