@@ -122,14 +122,25 @@ rabbitmq_ctl() { # DIR PORT COMMAND...
     RABBITMQ_CTL_DIST_PORT_MAX=$(($2 + 20010)) /usr/lib/rabbitmq/bin/rabbitmqctl -q -n "rabbit$2@localhost" "${@:3}"
 }
 
+# Waits, up to TENTHS tenths of a second, until no process is left in the group (kill -0 answers while any is).
+group_ended() { # PGID TENTHS
+  for _ in $(seq "$2"); do
+    kill -0 -- "-$1" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 stop_started() {
   local pid i
   for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do # newest first: the services before what they depend on
     kill -TERM -- "-${STARTED[i]}" 2>/dev/null || true # one may be gone already: the fault tests stop servers
   done
   for pid in "${STARTED[@]}"; do
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL -- "-$pid" 2>/dev/null || true # usually gone already
+    # The whole group, not only its leader: runuser ends 2 s after its TERM, while RabbitMQ may still be stopping
+    # with its ports open.
+    group_ended "$pid" 100 || kill -KILL -- "-$pid" 2>/dev/null || true
+    group_ended "$pid" 50 || true
   done
   STARTED=()
   if [ -n "${POSTGRES_DIR:-}" ] && [ -f "$POSTGRES_DIR/postmaster.pid" ]; then
