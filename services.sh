@@ -28,7 +28,7 @@ as() { # USER
 reach() { # USER DIR
   local parent
   parent=$(dirname "$2")
-  [ "$(id -u)" -eq 0 ] && [ "$parent" != "$2" ] || return 0 # not root: the services run as us
+  [ "$(id -u)" -eq 0 ] && [ "$parent" != "$2" ] || return 0 # not root, the services run as us; or past /
   reach "$1" "$parent" || return 1 # from / down, as a directory can be tested only once its parent can be entered
   runuser -u "$1" -- test -x "$parent" && return
   setfacl -m "u:$1:x" "$parent" 2>/dev/null && return
