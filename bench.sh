@@ -5,10 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source ./services.sh
-install_missing postgresql-15 rabbitmq-server libmagickwand-6.q16-6 imagemagick time nodejs
+install_missing postgresql-15 rabbitmq-server libmagickwand-6.q16-6 imagemagick time nodejs acl
 
 scratch=$(mktemp -d /tmp/imageprocessor-bench.XXXXXX)
-chmod 755 "$scratch"
 trap 'stop_started; rm -rf "$scratch"' EXIT
 report=BENCHMARKS.md
 [ "${1:-}" = --short ] && report=$scratch/BENCHMARKS.md

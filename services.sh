@@ -1,5 +1,5 @@
-# Sourced by run.sh and test.sh: install what is missing, start Postgres and RabbitMQ on loopback with their data in
-# the directories given, and stop, by process group, everything this shell started.
+# Sourced by run.sh, test.sh and bench.sh: install what is missing, start Postgres and RabbitMQ on loopback with their
+# data in the directories given, wherever they lie, and stop, by process group, everything this shell started.
 
 STARTED=()
 
@@ -17,9 +17,23 @@ install_missing() { # PACKAGE...
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# The prefix that runs a command as a service account when we are root (Postgres refuses root); none otherwise.
+# The prefix that runs a command as a service account when we are root (Postgres refuses root); none otherwise. It
+# runs from /, as the account may not be able to enter our working directory: every path given to it is absolute.
 as() { # USER
-  if [ "$(id -u)" -eq 0 ]; then echo "runuser -u $1 --"; fi
+  if [ "$(id -u)" -eq 0 ]; then echo "runuser -u $1 -- env -C /"; fi
+}
+
+# Lets a service account reach DIR when we are root and DIR lies below a directory it cannot enter, such as a 0700
+# home: it gets search permission alone, as an ACL entry for it only, on each such directory above DIR.
+reach() { # USER DIR
+  local parent
+  parent=$(dirname "$2")
+  [ "$(id -u)" -eq 0 ] && [ "$parent" != "$2" ] || return 0 # not root, the services run as us; or past /
+  reach "$1" "$parent" || return 1 # from / down, as a directory can be tested only once its parent can be entered
+  runuser -u "$1" -- test -x "$parent" && return
+  setfacl -m "u:$1:x" "$parent" 2>/dev/null && return
+  echo "$1 cannot enter $parent, whose filesystem takes no ACL: clone elsewhere, or run: chmod o+x $parent" >&2
+  return 1
 }
 
 # Starts a command in a process group of its own, so that stop_started ends it with everything it spawned.
@@ -46,9 +60,17 @@ wait_port() { # PORT WHAT
 }
 
 start_postgres() { # DIR PORT
-  local dir=$1 port=$2 bin=/usr/lib/postgresql/15/bin
+  local dir port=$2 bin=/usr/lib/postgresql/15/bin socket
+  dir=$(realpath -m "$1")
+  socket=$dir/.s.PGSQL.$port
   require_free_port "$port" Postgres || return 1
+  # The socket lies in the data directory, out of other users' reach, and a socket's path holds at most 107 bytes.
+  if [ ${#socket} -gt 107 ]; then
+    echo "Postgres's socket would be $socket, over 107 bytes: clone to a shorter path" >&2
+    return 1
+  fi
   mkdir -p "$dir"
+  reach postgres "$dir" || return 1
   [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
   chmod 700 "$dir"
   [ -f "$dir/PG_VERSION" ] || $(as postgres) $bin/initdb -D "$dir" -U postgres --auth-local=trust --auth-host=scram-sha-256 >/dev/null
@@ -61,13 +83,17 @@ start_postgres() { # DIR PORT
     "${psql[@]}" -c "CREATE ROLE imageprocessor LOGIN PASSWORD 'imageprocessor'"
     "${psql[@]}" -c "CREATE DATABASE imageprocessor OWNER imageprocessor"
   fi
-  "${psql[@]}" -d imageprocessor -c 'SET ROLE imageprocessor' -f db/schema.sql >/dev/null
+  # On stdin, as postgres may not be able to read the file itself.
+  "${psql[@]}" -d imageprocessor -c 'SET ROLE imageprocessor' -f - <db/schema.sql >/dev/null
 }
 
 start_rabbitmq() { # DIR PORT [MANAGEMENT_PORT]
-  local dir=$1 port=$2 management=${3:-}
+  local dir port=$2 management=${3:-}
+  dir=$(realpath -m "$1")
   require_free_port "$port" RabbitMQ || return 1
+  require_free_port $((port + 20000)) "RabbitMQ's Erlang distribution" || return 1
   mkdir -p "$dir/mnesia" "$dir/log"
+  reach rabbitmq "$dir" || return 1
   echo "listeners.tcp.1 = 127.0.0.1:$port" >"$dir/rabbitmq.conf"
   echo "[${management:+rabbitmq_management}]." >"$dir/enabled_plugins"
   [ -n "$management" ] && printf 'management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = %s\n' "$management" >>"$dir/rabbitmq.conf"
@@ -96,14 +122,25 @@ rabbitmq_ctl() { # DIR PORT COMMAND...
     RABBITMQ_CTL_DIST_PORT_MAX=$(($2 + 20010)) /usr/lib/rabbitmq/bin/rabbitmqctl -q -n "rabbit$2@localhost" "${@:3}"
 }
 
+# Waits, up to TENTHS tenths of a second, until no process is left in the group (kill -0 answers while any is).
+group_ended() { # PGID TENTHS
+  for _ in $(seq "$2"); do
+    kill -0 -- "-$1" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 stop_started() {
   local pid i
   for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do # newest first: the services before what they depend on
     kill -TERM -- "-${STARTED[i]}" 2>/dev/null || true # one may be gone already: the fault tests stop servers
   done
   for pid in "${STARTED[@]}"; do
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL -- "-$pid" 2>/dev/null || true # usually gone already
+    # The whole group, not only its leader: runuser ends 2 s after its TERM, while RabbitMQ may still be stopping
+    # with its ports open.
+    group_ended "$pid" 100 || kill -KILL -- "-$pid" 2>/dev/null || true
+    group_ended "$pid" 50 || true
   done
   STARTED=()
   if [ -n "${POSTGRES_DIR:-}" ] && [ -f "$POSTGRES_DIR/postmaster.pid" ]; then

@@ -5,10 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source ./services.sh
-install_missing postgresql-15 rabbitmq-server libmagickwand-6.q16-6 imagemagick docker-compose curl
+install_missing postgresql-15 rabbitmq-server libmagickwand-6.q16-6 imagemagick docker-compose curl acl
 
 scratch=$(mktemp -d /tmp/imageprocessor-test.XXXXXX)
-chmod 755 "$scratch" # the service accounts must reach their data inside it
 trap 'stop_started; rm -rf "$scratch"' EXIT
 start_postgres "$scratch/db" 35432
 start_rabbitmq "$scratch/bus" 35672
