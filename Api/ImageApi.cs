@@ -24,39 +24,26 @@ public static class ImageApi
         var source = form["source"].FirstOrDefault();
         if (source is not null && !Operations.Name.IsMatch(source))
             return Problem(400, $"invalid source '{source}': 1 to 64 letters, digits, '-' or '_'");
-        // Written under a temporary name on the NAS itself, so that the rename which publishes it is atomic.
+        // Written under a temporary name on the NAS itself, so that the rename which publishes it is atomic; deleted when
+        // closed unless that rename has published it by then, so that a refused upload leaves nothing behind.
         var name = $"{Guid.NewGuid():N}";
         var temp = Path.Combine(Env.Nas, "photos", name);
-        try
-        {
-            await using (var stream = File.Create(temp))
-                await file.CopyToAsync(stream);
-            var (width, height, format, _) = Magick.Ping(temp);
-            if ((long)width * height > MaxPixels)
-                return Problem(422, $"the photo has {width}x{height} pixels, more than the limit of {MaxPixels}");
-            var path = $"photos/{name}.{format}";
-            File.Move(temp, Path.Combine(Env.Nas, path));
-            // The source's standing order, if it has one, starts a conversion with the photo; a mistake in it fails that
-            // conversion, with the parser's reason, and not the upload.
-            var orders = source is null ? null : Path.Combine(Env.Nas, "scripts", source);
-            var id = await db.QuerySingleAsync<long>("""
-                WITH photo AS (INSERT INTO photos (path, format, width, height, bytes, source)
-                    VALUES (@path, @format, @width, @height, @Length, @source) RETURNING id),
-                standing AS (INSERT INTO conversions (photo_id, operations, standing) SELECT id, @text, true FROM photo
-                    WHERE @text IS NOT NULL)
-                SELECT id FROM photo
-                """, new { path, format, width, height, file.Length, source, text = File.Exists(orders) ? File.ReadAllText(orders) : null });
-            return TypedResults.Created($"/photos/{id}", await Document(db, "photo", id));
-        }
-        finally
-        {
-            File.Delete(temp); // nothing left to delete once published
-        }
+        await using var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.Read, 0, FileOptions.DeleteOnClose);
+        await file.CopyToAsync(stream); // unbuffered (0), so that ImageMagick reads it whole by its name
+        var (width, height, format, _) = Magick.Ping(temp);
+        if ((long)width * height > MaxPixels)
+            return Problem(422, $"the photo has {width}x{height} pixels, more than the limit of {MaxPixels}");
+        var path = $"photos/{name}.{format}";
+        File.Move(temp, Path.Combine(Env.Nas, path));
+        var id = await db.QuerySingleAsync<long>("""
+            INSERT INTO photos (path, format, width, height, bytes, source)
+            VALUES (@path, @format, @width, @height, @Length, @source) RETURNING id
+            """, new { path, format, width, height, file.Length, source });
+        return TypedResults.Created($"/photos/{id}", await Document(db, "photo", id));
     }
 
     static async Task<Results<Ok<JsonElement?>, ProblemHttpResult>> GetPhoto(long id, NpgsqlConnection db) =>
         await Document(db, "photo", id) is { } photo ? TypedResults.Ok<JsonElement?>(photo) : NotFound("photo", id);
-
     static async Task<Results<PhysicalFileHttpResult, ProblemHttpResult>> GetOriginal(long id, NpgsqlConnection db) =>
         await db.QuerySingleOrDefaultAsync<string>("SELECT path FROM photos WHERE id = @id", new { id })
             is { } path ? NasFile(path) : NotFound("photo", id);
@@ -94,12 +81,10 @@ public static class ImageApi
     static async Task<JsonElement?> Document(NpgsqlConnection db, string what, long id) =>
         await db.QuerySingleOrDefaultAsync<string>($"SELECT document FROM {what}_documents WHERE id = @id", new { id })
             is { } json ? JsonSerializer.Deserialize<JsonElement>(json) : null;
-
     // Files on the NAS are named with their format as extension, which gives their Content-Type.
     static PhysicalFileHttpResult NasFile(string path) =>
         TypedResults.PhysicalFile(Path.GetFullPath(Path.Combine(Env.Nas, path)), $"image/{Path.GetExtension(path)[1..]}");
 
     static ProblemHttpResult NotFound(string what, long id) => Problem(404, $"no {what} {id}");
-
     static ProblemHttpResult Problem(int status, string detail) => TypedResults.Problem(detail, statusCode: status);
 }

@@ -1,5 +1,4 @@
 var builder = WebApplication.CreateSlimBuilder(args);
-builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 builder.WebHost.UseUrls(builder.Configuration["urls"] ?? "http://localhost:8080");
 
 // Database: one pool for the process, one connection per request, opened by Dapper only while a query runs.
@@ -12,11 +11,9 @@ builder.Services.AddProblemDetails(options => options.CustomizeProblemDetails = 
         : $"{context.ProblemDetails.Title}: {context.HttpContext.Request.Method} {context.HttpContext.Request.Path}");
 
 var app = builder.Build();
-app.UseExceptionHandler(new ExceptionHandlerOptions
-{
-    StatusCodeSelector = StatusOf,
-    SuppressDiagnosticsCallback = context => StatusOf(context.Exception) < 500, // the client's mistake is not our error
-});
+// The client's mistake is not our error: only a 5xx is logged as one.
+app.UseExceptionHandler(new ExceptionHandlerOptions { StatusCodeSelector = StatusOf,
+    SuppressDiagnosticsCallback = context => StatusOf(context.Exception) < 500 });
 app.UseStatusCodePages();
 
 // Access: API_KEY, when set, guards all but /healthz.

@@ -5,8 +5,6 @@ namespace ImageProcessor;
 public sealed class Bus(IConnection connection, IChannel publisher)
 {
     readonly CancellationTokenSource stopping = new();
-    readonly List<Task> idle = []; // one per consumer: done once it is cancelled and its handler has finished
-
     /// <summary>Cancelled on SIGTERM, as a deploy or a scale-down sends: no new work is taken after it.</summary>
     public CancellationToken Stopping => stopping.Token;
 
@@ -15,19 +13,19 @@ public sealed class Bus(IConnection connection, IChannel publisher)
         var connection = await new ConnectionFactory { Uri = new Uri(Env.Bus) }.CreateConnectionAsync();
         var publisher = await connection.CreateChannelAsync(new CreateChannelOptions(
             publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true));
-        await Declare("jobs.dead", []);
-        await Declare("jobs", new() { ["x-delivery-limit"] = 5, ["x-dead-letter-exchange"] = "", ["x-dead-letter-routing-key"] = "jobs.dead" });
+        await publisher.QueueDeclareAsync("jobs.dead", durable: true, exclusive: false, autoDelete: false,
+            arguments: new Dictionary<string, object?> { ["x-queue-type"] = "quorum" });
+        await publisher.QueueDeclareAsync("jobs", durable: true, exclusive: false, autoDelete: false, arguments: new Dictionary<string, object?>
+            { ["x-queue-type"] = "quorum", ["x-delivery-limit"] = 5, ["x-dead-letter-exchange"] = "", ["x-dead-letter-routing-key"] = "jobs.dead" });
         return new Bus(connection, publisher);
-
-        Task Declare(string queue, Dictionary<string, object?> arguments) => publisher.QueueDeclareAsync(queue, durable: true,
-            exclusive: false, autoDelete: false, arguments: new Dictionary<string, object?>(arguments) { ["x-queue-type"] = "quorum" });
     }
 
     public async Task PublishAsync(string queue, Message message) => await publisher.BasicPublishAsync("", queue,
         mandatory: true, new BasicProperties { Persistent = true }, JsonSerializer.SerializeToUtf8Bytes(message));
 
-    /// <summary>Hands each message to handle, at most prefetch at a time, and acks it when handle returns.</summary>
-    public async Task ConsumeAsync(string queue, ushort prefetch, Func<Message, Task> handle)
+    /// <summary>Hands each message to handle, at most prefetch at a time, and acks it when handle returns. Returns a task
+    /// that ends once the consumer has stopped, on SIGTERM, with nothing in hand.</summary>
+    public async Task<Task> ConsumeAsync(string queue, ushort prefetch, Func<Message, Task> handle)
     {
         var channel = await connection.CreateChannelAsync();
         await channel.BasicQosAsync(prefetchSize: 0, prefetchCount: prefetch, global: false);
@@ -45,10 +43,9 @@ public sealed class Bus(IConnection connection, IChannel publisher)
                 // database was away for is not at fault: a copy takes its place, with the broker's count of deliveries new.
                 Console.Error.WriteLine($"{queue}: {e.GetType().Name}: {e.Message}");
                 await Task.Delay(TimeSpan.FromSeconds(1));
-                var transient = e is DbException { IsTransient: true };
-                if (transient)
+                if (e is DbException { IsTransient: true })
                     await PublishAsync(queue, JsonSerializer.Deserialize<Message>(delivery.Body.Span)!);
-                await (transient ? channel.BasicAckAsync(delivery.DeliveryTag, multiple: false)
+                await (e is DbException { IsTransient: true } ? channel.BasicAckAsync(delivery.DeliveryTag, multiple: false)
                     : channel.BasicNackAsync(delivery.DeliveryTag, multiple: false, requeue: e is not JsonException));
             }
         };
@@ -58,19 +55,18 @@ public sealed class Bus(IConnection connection, IChannel publisher)
         consumer.UnregisteredAsync += (_, _) => Task.FromResult(Stopping.IsCancellationRequested && cancelled.TrySetResult());
         var tag = await channel.BasicConsumeAsync(queue, autoAck: false, consumer);
         Stopping.Register(() => channel.BasicCancelAsync(tag));
-        idle.Add(cancelled.Task);
+        return cancelled.Task;
     }
 
-    /// <summary>Runs until SIGTERM, then takes no more work and waits for what is in hand to be recorded and acked, and for
-    /// the other work given. It waits 8 s at most, as compose kills 10 s after SIGTERM: a job still running then is handed
-    /// back, as the broker requeues what was not acked once the process exits and its connection drops.</summary>
+    /// <summary>Runs until SIGTERM, then waits for the work given (consumers, loops) to stop, 8 s at most, as compose kills
+    /// 10 s after SIGTERM: a job unfinished then goes back to its queue as the process exits and its connection drops.</summary>
     public async Task RunUntilStoppedAsync(params Task[] work)
     {
         var signalled = new TaskCompletionSource(); // cancelling SIGTERM's default, an exit at once, with status 143
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal => signal.Cancel = signalled.TrySetResult());
         await signalled.Task;
         await stopping.CancelAsync();
-        await Task.WhenAny(Task.WhenAll([.. idle, .. work]), Task.Delay(TimeSpan.FromSeconds(8)));
+        await Task.WhenAny(Task.WhenAll(work), Task.Delay(TimeSpan.FromSeconds(8)));
     }
 }
 

@@ -8,8 +8,7 @@ public static class Magick
     const string Wand = "libMagickWand-6.Q16.so.6", Core = "libMagickCore-6.Q16.so.6";
     const int ReasonOffset = 8; // MagickCore's ExceptionInfo (magick/exception.h) begins: int severity, error_number; char *reason
     static readonly int TimeLimit = int.Parse(Env.Get("JOB_SECONDS", "60"));
-    // ImageMagick asks an image's progress monitor as it goes and stops the operation when it answers false. Each run
-    // passes its deadline as the monitor's client data, so one monitor serves every thread.
+    // ImageMagick asks the progress monitor as it goes, and stops when told; the deadline comes as the client data.
     static readonly ProgressMonitor BeforeDeadline = (_, _, _, deadline) => Environment.TickCount64 < deadline;
     delegate bool ProgressMonitor(nint text, long offset, ulong span, nint deadline);
 
@@ -87,11 +86,9 @@ public static class Magick
         SetImageInfoProgressMonitor(imageInfo, BeforeDeadline, (nint)deadline);
         try
         {
-            var made = ConvertImageCommand(imageInfo, arguments.Length, arguments, ref metadata, exception);
-            if (Environment.TickCount64 >= deadline)
-                throw new MagickException($"stopped at the time limit of {TimeLimit} s per job (JOB_SECONDS)");
-            if (!made)
-                throw new MagickException(Marshal.PtrToStringUTF8(Marshal.ReadIntPtr(exception, ReasonOffset))!);
+            if (!ConvertImageCommand(imageInfo, arguments.Length, arguments, ref metadata, exception) | Environment.TickCount64 >= deadline)
+                throw new MagickException(Environment.TickCount64 >= deadline ? $"stopped at the time limit of {TimeLimit} s per job (JOB_SECONDS)"
+                    : Marshal.PtrToStringUTF8(Marshal.ReadIntPtr(exception, ReasonOffset))!);
             var fields = Marshal.PtrToStringUTF8(metadata)!.Split(',');
             return (int.Parse(fields[0]), int.Parse(fields[1]), fields[2].ToLowerInvariant(), fields[3]);
         }

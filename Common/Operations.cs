@@ -68,15 +68,12 @@ public static class Operations
     }
 
     static OperationsException Error(int line, string message) => new($"line {line}: {message}");
-
     // Sides up to 10000 pixels and scales up to 400% bound the size of every output.
     static bool IsGeometry(string arg) => Sides.Match(arg) is { Success: true } m && (m.Groups["p"].Success
         ? int.Parse(m.Groups["p"].Value) is >= 1 and <= 400
         : (m.Groups["w"].Success || m.Groups["h"].Success) && AreSides(m));
-
     static bool AreSides(Match m) =>
         new[] { m.Groups["w"], m.Groups["h"] }.All(side => !side.Success || int.Parse(side.Value) is >= 1 and <= 10000);
-
     static bool IsNumber(string arg, double min, double max) =>
         double.TryParse(arg, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max;
 }
@@ -84,5 +81,4 @@ public static class Operations
 // One line of an operations file is an output image, made by steps: operations with their argument ("" for none).
 public sealed record Output(string Name, Step[] Steps);
 public sealed record Step(string Op, string Arg = "");
-
 public sealed class OperationsException(string message) : Exception(message);

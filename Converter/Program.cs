@@ -2,15 +2,14 @@ var db = NpgsqlDataSource.Create(Env.Database);
 var bus = await Bus.ConnectAsync();
 
 // A dead-lettered job, one its processors failed on at every delivery, is recorded as failed: nothing waits for it.
-await bus.ConsumeAsync("jobs.dead", prefetch: 8, async message => await db.CreateConnection().ExecuteAsync("""
+var deadLetters = await bus.ConsumeAsync("jobs.dead", prefetch: 8, async message => await db.CreateConnection().ExecuteAsync("""
     UPDATE jobs SET status = 'failed', error = 'gave up after 5 deliveries, each of which failed (see the processor log)'
     WHERE id = @Id AND status IN ('queued', 'running')
     """, message));
 
-// The conversions table is the outbox: the API only records a conversion, and Postgres announces it (db/schema.sql).
-// An announcement sets off a sweep, and so does every second without one: a conversion recorded while this converter,
-// the database or the broker was away is expanded once all are back.
-await bus.RunUntilStoppedAsync(Task.Run(async () =>
+// The conversions table is the outbox: the API only records a conversion, which Postgres announces (db/schema.sql). A
+// sweep follows each announcement and each quiet second, so what was recorded while anything was away is expanded later.
+await bus.RunUntilStoppedAsync(deadLetters, Task.Run(async () =>
 {
     while (!bus.Stopping.IsCancellationRequested)
         try
@@ -28,10 +27,9 @@ await bus.RunUntilStoppedAsync(Task.Run(async () =>
         }
 }));
 
-// Expands a conversion into one job per output line, in three steps: the jobs are committed, so that a processor never
-// gets an id whose row it cannot see; their messages are confirmed; the conversion is marked expanded. A crash between
-// them expands it again, which adds no job (one per name) and republishes those still queued. Its row stays locked till
-// then, so that other converters skip it; FOR NO KEY UPDATE lets the jobs' foreign key, checked on another connection, by.
+// Expands a conversion into jobs in three steps: the jobs committed (a processor must see the row of an id it gets), their
+// messages confirmed, the conversion marked expanded; after a crash it is expanded again (no job twice, the queued ones
+// republished). Its row stays locked meanwhile for other converters to skip; NO KEY lets the jobs' foreign key through.
 async Task<bool> ExpandOneAsync(NpgsqlConnection connection)
 {
     await using var transaction = await connection.BeginTransactionAsync();
@@ -52,7 +50,7 @@ async Task<bool> ExpandOneAsync(NpgsqlConnection connection)
     }
     catch (OperationsException e)
     {
-        error = e.Message; // a mistake in a standing order (the API refuses one in a posted file) fails the conversion
+        error = e.Message; // the API refuses a posted file with a mistake, but a row written otherwise fails here
     }
     await connection.ExecuteAsync("UPDATE conversions SET expanded = now(), error = @error WHERE id = @id", new { id, error });
     await transaction.CommitAsync();

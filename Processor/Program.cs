@@ -2,7 +2,7 @@ var db = NpgsqlDataSource.Create(Env.Database);
 var bus = await Bus.ConnectAsync();
 
 // One job at a time, on one thread (policy.xml): a machine's cores are shared out by running a processor per core.
-await bus.ConsumeAsync("jobs", prefetch: 1, async message =>
+var consumer = await bus.ConsumeAsync("jobs", prefetch: 1, async message =>
 {
     await using var connection = await db.OpenConnectionAsync();
     // Claim the job. One already done or failed was delivered twice: there is nothing left to do.
@@ -28,4 +28,4 @@ await bus.ConsumeAsync("jobs", prefetch: 1, async message =>
         """, new { job.Id, output, error, width, height });
 });
 
-await bus.RunUntilStoppedAsync();
+await bus.RunUntilStoppedAsync(consumer);

@@ -16,14 +16,12 @@ CREATE TABLE IF NOT EXISTS photos (
 CREATE TABLE IF NOT EXISTS conversions (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     photo_id    bigint NOT NULL REFERENCES photos,
-    operations  text NOT NULL,              -- the operations file as posted, or the source's standing order
-    standing    boolean NOT NULL DEFAULT false, -- started by the upload, from its source's standing order
+    operations  text NOT NULL,              -- the operations file as posted
     expanded    timestamptz,                -- when its jobs were made and their messages confirmed; NULL: still to do
-    error       text,                       -- why it could not be expanded (a mistake in a standing order)
+    error       text,                       -- why it could not be expanded (its operations do not parse)
     created     timestamptz NOT NULL DEFAULT now()
 );
-ALTER TABLE conversions ADD COLUMN IF NOT EXISTS standing boolean NOT NULL DEFAULT false,
-    ADD COLUMN IF NOT EXISTS expanded timestamptz, ADD COLUMN IF NOT EXISTS error text; -- for data made before them
+ALTER TABLE conversions ADD COLUMN IF NOT EXISTS expanded timestamptz, ADD COLUMN IF NOT EXISTS error text; -- older data
 CREATE INDEX IF NOT EXISTS conversions_to_expand ON conversions (id) WHERE expanded IS NULL;
 
 -- Every new conversion is announced to the converters, which listen; they also sweep for any they missed.
@@ -48,10 +46,9 @@ CREATE TABLE IF NOT EXISTS jobs (
 
 
 -- The API's JSON documents, derived here so that each has one definition beside its data.
--- A photo, with the conversion its source's standing order started (null when it had none).
 CREATE OR REPLACE VIEW photo_documents AS
-SELECT id, json_build_object('id', id, 'width', width, 'height', height, 'format', format, 'bytes', bytes, 'source', source,
-    'conversion', (SELECT min(c.id) FROM conversions c WHERE c.photo_id = photos.id AND c.standing)) AS document
+SELECT id, json_build_object('id', id, 'width', width, 'height', height, 'format', format, 'bytes', bytes, 'source', source)
+    AS document
 FROM photos;
 
 -- A conversion with its jobs and its status: failed when it could not be expanded, pending until it has jobs, running

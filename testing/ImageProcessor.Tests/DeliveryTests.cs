@@ -32,6 +32,20 @@ public sealed class DeliveryTests(Cluster cluster)
     }
 
     [Fact]
+    public async Task AConversionThatCannotBeExpandedEndsFailedWithTheParsersReason()
+    {
+        var photo = await http.UploadedIdAsync(Helpers.Sample("storm"));
+        // The API refuses such a file with 400, so it is written as anything else that records a conversion would.
+        var id = await db.CreateConnection().QuerySingleAsync<long>(
+            "INSERT INTO conversions (photo_id, operations) VALUES (@photo, 'thumb: resize 64x64\nrotat 90') RETURNING id", new { photo });
+
+        var conversion = await http.WaitForAsync($"/conversions/{id}");
+        Assert.Equal("failed", conversion.GetProperty("status").GetString());
+        Assert.Equal("line 2: unknown operation 'rotat'", conversion.GetProperty("error").GetString());
+        Assert.Empty(conversion.GetProperty("jobs").EnumerateArray());
+    }
+
+    [Fact]
     public async Task AJobDeliveredTwiceAfterItIsDoneIsLeftAsItWas()
     {
         var job = (await http.ConvertAsync(await http.UploadedIdAsync(Helpers.Sample("storm")), "resize 10%")).Job("1");

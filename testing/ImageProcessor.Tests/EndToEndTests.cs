@@ -76,45 +76,6 @@ public sealed class EndToEndTests(Cluster cluster)
         await AssertOutputAsync((await http.WaitForAsync($"/conversions/{id}")).Job("small"), "image/jpeg", "192x128 JPEG sRGB");
     }
 
-    [Fact]
-    public async Task AStandingOrderConvertsEveryPhotoFromItsSourceAndNoOther()
-    {
-        StandingOrder("cam-standing", "small: resize 10%\ngray: grayscale | resize 5%");
-
-        var response = await http.UploadAsync(Helpers.Sample("ladybird"), source: "cam-standing"); // 2560x1600
-
-        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-        var photo = await response.Content.ReadFromJsonAsync<JsonElement>();
-        var id = photo.GetProperty("conversion").GetInt64();
-        Assert.Equal(photo.ToString(), (await http.GetFromJsonAsync<JsonElement>($"/photos/{photo.GetProperty("id")}")).ToString());
-        var conversion = await http.WaitForAsync($"/conversions/{id}");
-        Assert.Equal("done", conversion.GetProperty("status").GetString());
-        Assert.Equal(photo.GetProperty("id").GetInt64(), conversion.GetProperty("photoId").GetInt64());
-        await AssertOutputAsync(conversion.Job("small"), "image/jpeg", "256x160 JPEG sRGB");
-        await AssertOutputAsync(conversion.Job("gray"), "image/jpeg", "128x80 JPEG Gray");
-        foreach (var source in new[] { "cam-other", null })
-        {
-            var other = await (await http.UploadAsync(Helpers.Sample("ladybird"), source)).Content.ReadFromJsonAsync<JsonElement>();
-            Assert.Equal(JsonValueKind.Null, other.GetProperty("conversion").ValueKind);
-        }
-    }
-
-    [Fact]
-    public async Task AnInvalidStandingOrderStoresThePhotoAndFailsItsConversionWithTheParsersReason()
-    {
-        StandingOrder("cam-typo", "thumb: resize 64x64\nrotat 90");
-
-        var response = await http.UploadAsync(Helpers.Sample("storm"), source: "cam-typo");
-
-        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-        var photo = await response.Content.ReadFromJsonAsync<JsonElement>();
-        var conversion = await http.WaitForAsync($"/conversions/{photo.GetProperty("conversion").GetInt64()}");
-        Assert.Equal("failed", conversion.GetProperty("status").GetString());
-        Assert.Equal("line 2: unknown operation 'rotat'", conversion.GetProperty("error").GetString());
-        Assert.Empty(conversion.GetProperty("jobs").EnumerateArray());
-        Assert.Equal(File.ReadAllBytes(Helpers.Sample("storm")), await http.GetByteArrayAsync($"/photos/{photo.GetProperty("id")}/original"));
-    }
-
     [Theory]
     [InlineData("gif", "corrupt image `")]
     [InlineData("png", "no images defined `")] // ImageMagick 6.9.11 reads no image, and names no other reason
@@ -153,12 +114,6 @@ public sealed class EndToEndTests(Cluster cluster)
         Assert.Equal(expected, lines.Length);
         Assert.All(lines, line => Assert.Contains(" done ", line));
         Assert.Equal(expected, Directory.GetFiles(Path.Combine(cluster.Scratch, "client")).Length);
-    }
-
-    void StandingOrder(string source, string operations)
-    {
-        Directory.CreateDirectory(Path.Combine(cluster.Nas, "scripts"));
-        File.WriteAllText(Path.Combine(cluster.Nas, "scripts", source), operations);
     }
 
     async Task AssertOutputAsync(JsonElement job, string contentType, string identified)
