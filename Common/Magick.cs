@@ -2,7 +2,7 @@ namespace ImageProcessor;
 
 /// <summary>ImageMagick 6 (Q16, as Debian ships it), bound directly since our package source has no Magick.NET, and
 /// driven in process through its own command layer: each step becomes the `convert` option of that name, so it means
-/// exactly what it means to ImageMagick. A failure throws MagickException with ImageMagick's own reason.</summary>
+/// exactly what it means to ImageMagick. A failure carries ImageMagick's own reason: Ping throws it, Convert returns it.</summary>
 public static class Magick
 {
     const string Wand = "libMagickWand-6.Q16.so.6", Core = "libMagickCore-6.Q16.so.6";
