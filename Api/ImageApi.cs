@@ -8,39 +8,55 @@ public static class ImageApi
     {
         // Kestrel refuses bodies past these sizes with 413 as they arrive, before they reach the disk.
         app.MapPost("/photos", Upload).WithMetadata(new RequestSizeLimitAttribute(MaxUploadBytes));
+        app.MapGet("/photos", ListPhotos);
         app.MapGet("/photos/{id:long}", GetPhoto);
         app.MapGet("/photos/{id:long}/original", GetOriginal);
         app.MapPost("/photos/{id:long}/operations", PostOperations).WithMetadata(new RequestSizeLimitAttribute(64 << 10));
         app.MapGet("/conversions/{id:long}", GetConversion);
         app.MapGet("/jobs/{id:long}/output", GetOutput);
+        app.MapGet("/stats", GetStats);
         app.MapGet("/healthz", Health);
     }
 
+    // Read part by part straight onto the NAS under a temporary name (ASP.NET's form reader would first have copied it
+    // elsewhere), so that the rename which publishes it is atomic; deleted when closed unless that rename has published it
+    // by then. Unbuffered (0), so that ImageMagick reads it whole by its name.
     static async Task<Results<Created<JsonElement?>, ProblemHttpResult>> Upload(HttpRequest request, NpgsqlConnection db)
     {
-        var form = request.HasFormContentType ? await request.ReadFormAsync() : null;
-        if (form?.Files["file"] is not { } file)
+        var boundary = MediaTypeHeaderValue.TryParse(request.ContentType, out var type) ? HeaderUtilities.RemoveQuotes(type.Boundary).Value : null;
+        var (parts, source, name) = (boundary is null ? null : new MultipartReader(boundary, request.Body), (string?)null, $"{Guid.NewGuid():N}");
+        await using var photo = new FileStream(Path.Combine(Env.Nas, "photos", name), FileMode.CreateNew, FileAccess.Write, FileShare.Read, 0, FileOptions.DeleteOnClose);
+        while (parts is not null && await parts.ReadNextSectionAsync() is { } part)
+            if (part.AsFileSection() is { Name: "file" } file)
+                await file.FileStream!.CopyToAsync(photo);
+            else if (part.AsFormDataSection() is { Name: "source" } field)
+                source = await field.GetValueAsync();
+        if (photo.Length == 0)
             return Problem(400, "send the photo as the multipart form field 'file'");
-        var source = form["source"].FirstOrDefault();
         if (source is not null && !Operations.Name.IsMatch(source))
             return Problem(400, $"invalid source '{source}': 1 to 64 letters, digits, '-' or '_'");
-        // Written under a temporary name on the NAS itself, so that the rename which publishes it is atomic; deleted when
-        // closed unless that rename has published it by then, so that a refused upload leaves nothing behind.
-        var name = $"{Guid.NewGuid():N}";
-        var temp = Path.Combine(Env.Nas, "photos", name);
-        await using var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.Read, 0, FileOptions.DeleteOnClose);
-        await file.CopyToAsync(stream); // unbuffered (0), so that ImageMagick reads it whole by its name
-        var (width, height, format, _) = Magick.Ping(temp);
-        if ((long)width * height > MaxPixels)
-            return Problem(422, $"the photo has {width}x{height} pixels, more than the limit of {MaxPixels}");
-        var path = $"photos/{name}.{format}";
-        File.Move(temp, Path.Combine(Env.Nas, path));
+        var header = Magick.Ping(photo.Name);
+        if ((long)header.Width * header.Height > MaxPixels)
+            return Problem(422, $"the photo has {header.Width}x{header.Height} pixels, more than the limit of {MaxPixels}");
+        var path = $"photos/{name}.{header.Format}";
+        File.Move(photo.Name, Path.Combine(Env.Nas, path));
         var id = await db.QuerySingleAsync<long>("""
-            INSERT INTO photos (path, format, width, height, bytes, source)
-            VALUES (@path, @format, @width, @height, @Length, @source) RETURNING id
-            """, new { path, format, width, height, file.Length, source });
+            INSERT INTO photos (path, format, width, height, bytes, source, captured, camera)
+            VALUES (@path, @Format, @Width, @Height, @Length, @source, @Captured, @Camera) RETURNING id
+            """, new { path, header.Format, header.Width, header.Height, photo.Length, source, header.Captured, header.Camera });
         return TypedResults.Created($"/photos/{id}", await Document(db, "photo", id));
     }
+
+    // Newest first, a page at a time: a full page's cursor is where the next one starts.
+    static async Task<Results<Ok<JsonElement?>, ProblemHttpResult>> ListPhotos(NpgsqlConnection db, string? source,
+        DateTimeOffset? since, long? cursor, int limit = 100) => limit is < 1 or > 1000
+        ? Problem(400, $"invalid limit {limit}: from 1 to 1000") : TypedResults.Ok(await Json(db, """
+            SELECT json_build_object('photos', coalesce(json_agg(document ORDER BY id DESC), '[]'),
+                'cursor', CASE WHEN count(*) = @limit THEN min(id) END)
+            FROM (SELECT id, document FROM photo_documents WHERE (@source::text IS NULL OR source = @source)
+                AND (@since::timestamptz IS NULL OR created >= @since) AND (@cursor::bigint IS NULL OR id < @cursor)
+                ORDER BY id DESC LIMIT @limit) AS page
+            """, new { source, since = since?.ToUniversalTime(), cursor, limit }));
 
     static async Task<Results<Ok<JsonElement?>, ProblemHttpResult>> GetPhoto(long id, NpgsqlConnection db) =>
         await Document(db, "photo", id) is { } photo ? TypedResults.Ok<JsonElement?>(photo) : NotFound("photo", id);
@@ -77,10 +93,14 @@ public static class ImageApi
         await db.ExecuteScalarAsync<int>("SELECT 1") == 1 && Directory.Exists(Path.Combine(Env.Nas, "photos"))
             ? TypedResults.Ok("healthy") : Problem(503, $"the NAS is not mounted at {Path.GetFullPath(Env.Nas)}");
 
+    // The status page's one document, built by Postgres (the view stats), like every document the API answers with.
+    static async Task<Ok<JsonElement?>> GetStats(NpgsqlConnection db) => TypedResults.Ok(await Json(db, "SELECT document FROM stats"));
+
     // The JSON of a photo or a conversion is built by Postgres (db/schema.sql's views), so each has one definition.
-    static async Task<JsonElement?> Document(NpgsqlConnection db, string what, long id) =>
-        await db.QuerySingleOrDefaultAsync<string>($"SELECT document FROM {what}_documents WHERE id = @id", new { id })
-            is { } json ? JsonSerializer.Deserialize<JsonElement>(json) : null;
+    static Task<JsonElement?> Document(NpgsqlConnection db, string what, long id) =>
+        Json(db, $"SELECT document FROM {what}_documents WHERE id = @id", new { id });
+    static async Task<JsonElement?> Json(NpgsqlConnection db, string sql, object? parameters = null) =>
+        await db.QuerySingleOrDefaultAsync<string>(sql, parameters) is { } json ? JsonSerializer.Deserialize<JsonElement>(json) : null;
     // Files on the NAS are named with their format as extension, which gives their Content-Type.
     static PhysicalFileHttpResult NasFile(string path) =>
         TypedResults.PhysicalFile(Path.GetFullPath(Path.Combine(Env.Nas, path)), $"image/{Path.GetExtension(path)[1..]}");

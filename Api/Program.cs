@@ -1,4 +1,5 @@
-var builder = WebApplication.CreateSlimBuilder(args);
+// Rooted in the program's folder, wherever it is started from: its settings and the status page (wwwroot) are there.
+var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.WebHost.UseUrls(builder.Configuration["urls"] ?? "http://localhost:8080");
 
 // Database: one pool for the process, one connection per request, opened by Dapper only while a query runs.
@@ -9,6 +10,7 @@ builder.Services.AddScoped(services => services.GetRequiredService<NpgsqlDataSou
 builder.Services.AddProblemDetails(options => options.CustomizeProblemDetails = context =>
     context.ProblemDetails.Detail ??= context.Exception is { } e && StatusOf(e) != 500 ? e.Message
         : $"{context.ProblemDetails.Title}: {context.HttpContext.Request.Method} {context.HttpContext.Request.Path}");
+builder.Services.Configure<RouteHandlerOptions>(options => options.ThrowOnBadRequest = true); // a bad parameter, named
 
 var app = builder.Build();
 // The client's mistake is not our error: only a 5xx is logged as one.
@@ -16,7 +18,8 @@ app.UseExceptionHandler(new ExceptionHandlerOptions { StatusCodeSelector = Statu
     SuppressDiagnosticsCallback = context => StatusOf(context.Exception) < 500 });
 app.UseStatusCodePages();
 
-// Access: API_KEY, when set, guards all but /healthz.
+// Access: API_KEY, when set, guards all but /healthz and the status page's files, which hold no data (README).
+app.UseFileServer();
 var apiKey = Env.Get("API_KEY", "");
 app.Use((context, next) =>
     apiKey != "" && context.Request.Path != "/healthz" && context.Request.Headers.Authorization != $"Bearer {apiKey}"
