@@ -21,7 +21,7 @@ public static class ImageApi
     // Read part by part straight onto the NAS under a temporary name (ASP.NET's form reader would first have copied it
     // elsewhere), so that the rename which publishes it is atomic; deleted when closed unless that rename has published it
     // by then. Unbuffered (0), so that ImageMagick reads it whole by its name.
-    static async Task<Results<Created<JsonElement?>, ProblemHttpResult>> Upload(HttpRequest request, NpgsqlConnection db)
+    static async Task<Results<Created<JsonElement>, ProblemHttpResult>> Upload(HttpRequest request, NpgsqlConnection db)
     {
         var boundary = MediaTypeHeaderValue.TryParse(request.ContentType, out var type) ? HeaderUtilities.RemoveQuotes(type.Boundary).Value : null;
         var (parts, source, name) = (boundary is null ? null : new MultipartReader(boundary, request.Body), (string?)null, $"{Guid.NewGuid():N}");
@@ -58,32 +58,28 @@ public static class ImageApi
                 ORDER BY id DESC LIMIT @limit) AS page
             """, new { source, since = since?.ToUniversalTime(), cursor, limit }));
 
-    static async Task<Results<Ok<JsonElement?>, ProblemHttpResult>> GetPhoto(long id, NpgsqlConnection db) =>
-        await Document(db, "photo", id) is { } photo ? TypedResults.Ok<JsonElement?>(photo) : NotFound("photo", id);
-    static async Task<Results<PhysicalFileHttpResult, ProblemHttpResult>> GetOriginal(long id, NpgsqlConnection db) =>
-        await db.QuerySingleOrDefaultAsync<string>("SELECT path FROM photos WHERE id = @id", new { id })
-            is { } path ? NasFile(path) : NotFound("photo", id);
+    static async Task<Ok<JsonElement>> GetPhoto(long id, NpgsqlConnection db) => TypedResults.Ok(await Document(db, "photo", id));
+    static async Task<PhysicalFileHttpResult> GetOriginal(long id, NpgsqlConnection db) =>
+        NasFile(await db.QuerySingleOrDefaultAsync<string>("SELECT path FROM photos WHERE id = @id", new { id }) ?? throw NotFound("photo", id));
 
     // Only recorded here: the converter expands it, told by Postgres (the row is the outbox), so no broker is needed.
-    static async Task<Results<Accepted<JsonElement?>, ProblemHttpResult>> PostOperations(long id, HttpRequest request, NpgsqlConnection db)
+    static async Task<Accepted<JsonElement>> PostOperations(long id, HttpRequest request, NpgsqlConnection db)
     {
         var body = request.HasFormContentType ? (await request.ReadFormAsync()).Files["file"]?.OpenReadStream() : request.Body;
         var text = await new StreamReader(body ?? Stream.Null).ReadToEndAsync();
         Operations.Parse(text); // a mistake throws OperationsException, which leaves as 400 naming its line
         var conversion = await db.QuerySingleOrDefaultAsync<long?>(
             "INSERT INTO conversions (photo_id, operations) SELECT id, @text FROM photos WHERE id = @id RETURNING id",
-            new { id, text });
-        return conversion is { } created
-            ? TypedResults.Accepted($"/conversions/{created}", await Document(db, "conversion", created)) : NotFound("photo", id);
+            new { id, text }) ?? throw NotFound("photo", id);
+        return TypedResults.Accepted($"/conversions/{conversion}", await Document(db, "conversion", conversion));
     }
 
-    static async Task<Results<Ok<JsonElement?>, ProblemHttpResult>> GetConversion(long id, NpgsqlConnection db) =>
-        await Document(db, "conversion", id) is { } conversion ? TypedResults.Ok<JsonElement?>(conversion) : NotFound("conversion", id);
+    static async Task<Ok<JsonElement>> GetConversion(long id, NpgsqlConnection db) => TypedResults.Ok(await Document(db, "conversion", id));
 
     static async Task<Results<PhysicalFileHttpResult, ProblemHttpResult>> GetOutput(long id, NpgsqlConnection db) =>
         await db.QuerySingleOrDefaultAsync<(string Status, string? Output)?>("SELECT status, output FROM jobs WHERE id = @id", new { id }) switch
         {
-            null => NotFound("job", id),
+            null => throw NotFound("job", id),
             (_, { } path) => NasFile(path),
             var (status, _) => Problem(404, $"job {id} has no output: it is {status}"),
         };
@@ -96,15 +92,16 @@ public static class ImageApi
     // The status page's one document, built by Postgres (the view stats), like every document the API answers with.
     static async Task<Ok<JsonElement?>> GetStats(NpgsqlConnection db) => TypedResults.Ok(await Json(db, "SELECT document FROM stats"));
 
-    // The JSON of a photo or a conversion is built by Postgres (db/schema.sql's views), so each has one definition.
-    static Task<JsonElement?> Document(NpgsqlConnection db, string what, long id) =>
-        Json(db, $"SELECT document FROM {what}_documents WHERE id = @id", new { id });
+    // The JSON of a photo or a conversion is built by Postgres (db/schema.sql's views), so each has one definition. An
+    // unknown id throws, and leaves as a 404, as every error does, as ProblemDetails (Program.cs).
+    static async Task<JsonElement> Document(NpgsqlConnection db, string what, long id) =>
+        await Json(db, $"SELECT document FROM {what}_documents WHERE id = @id", new { id }) ?? throw NotFound(what, id);
     static async Task<JsonElement?> Json(NpgsqlConnection db, string sql, object? parameters = null) =>
         await db.QuerySingleOrDefaultAsync<string>(sql, parameters) is { } json ? JsonSerializer.Deserialize<JsonElement>(json) : null;
     // Files on the NAS are named with their format as extension, which gives their Content-Type.
     static PhysicalFileHttpResult NasFile(string path) =>
         TypedResults.PhysicalFile(Path.GetFullPath(Path.Combine(Env.Nas, path)), $"image/{Path.GetExtension(path)[1..]}");
 
-    static ProblemHttpResult NotFound(string what, long id) => Problem(404, $"no {what} {id}");
+    static BadHttpRequestException NotFound(string what, long id) => new($"no {what} {id}", StatusCodes.Status404NotFound);
     static ProblemHttpResult Problem(int status, string detail) => TypedResults.Problem(detail, statusCode: status);
 }

@@ -31,10 +31,9 @@ public static class Operations
     public static List<Output> Parse(string text)
     {
         var outputs = new List<Output>();
-        foreach (var (line, number) in text.Split('\n').Select((line, index) => (line.Split('#')[0], index + 1)))
+        var lines = text.Split('\n').Select((line, index) => (Text: line.Split('#')[0], Number: index + 1));
+        foreach (var (line, number) in lines.Where(line => !string.IsNullOrWhiteSpace(line.Text)))
         {
-            if (string.IsNullOrWhiteSpace(line))
-                continue;
             if (outputs.Count == MaxOutputs)
                 throw Error(number, $"more than {MaxOutputs} outputs");
             var colon = line.IndexOf(':');
