@@ -8,7 +8,6 @@ public static class ImageApi
     {
         // Kestrel refuses bodies past these sizes with 413 as they arrive, before they reach the disk.
         app.MapPost("/photos", Upload).WithMetadata(new RequestSizeLimitAttribute(MaxUploadBytes));
-        app.MapGet("/photos", ListPhotos);
         app.MapGet("/photos/{id:long}", GetPhoto);
         app.MapGet("/photos/{id:long}/original", GetOriginal);
         app.MapPost("/photos/{id:long}/operations", PostOperations).WithMetadata(new RequestSizeLimitAttribute(64 << 10));
@@ -18,49 +17,38 @@ public static class ImageApi
         app.MapGet("/healthz", Health);
     }
 
-    // Read part by part straight onto the NAS under a temporary name (ASP.NET's form reader would first have copied it
-    // elsewhere), so that the rename which publishes it is atomic; deleted when closed unless that rename has published it
-    // by then. Unbuffered (0), so that ImageMagick reads it whole by its name.
-    static async Task<Results<Created<JsonElement>, ProblemHttpResult>> Upload(HttpRequest request, NpgsqlConnection db)
+    // Streamed onto the NAS as it arrives (ASP.NET's form reader would first copy it elsewhere), unbuffered so that ImageMagick
+    // reads it whole by its name; under a temporary name that is deleted on close unless the atomic rename has published it.
+    static async Task<Created<JsonElement>> Upload(HttpRequest request, NpgsqlConnection db)
     {
         var boundary = MediaTypeHeaderValue.TryParse(request.ContentType, out var type) ? HeaderUtilities.RemoveQuotes(type.Boundary).Value : null;
         var (parts, source, name) = (boundary is null ? null : new MultipartReader(boundary, request.Body), (string?)null, $"{Guid.NewGuid():N}");
-        await using var photo = new FileStream(Path.Combine(Env.Nas, "photos", name), FileMode.CreateNew, FileAccess.Write, FileShare.Read, 0, FileOptions.DeleteOnClose);
+        await using var photo = new FileStream(Path.Combine(Env.Nas, "photos", name), FileMode.CreateNew, FileAccess.Write, FileShare.Read,
+            bufferSize: 0, FileOptions.DeleteOnClose);
         while (parts is not null && await parts.ReadNextSectionAsync() is { } part)
             if (part.AsFileSection() is { Name: "file" } file)
                 await file.FileStream!.CopyToAsync(photo);
             else if (part.AsFormDataSection() is { Name: "source" } field)
                 source = await field.GetValueAsync();
         if (photo.Length == 0)
-            return Problem(400, "send the photo as the multipart form field 'file'");
+            throw Refused(400, "send the photo as the multipart form field 'file'");
         if (source is not null && !Operations.Name.IsMatch(source))
-            return Problem(400, $"invalid source '{source}': 1 to 64 letters, digits, '-' or '_'");
+            throw Refused(400, $"invalid source '{source}': 1 to 64 letters, digits, '-' or '_'");
         var header = Magick.Ping(photo.Name);
         if ((long)header.Width * header.Height > MaxPixels)
-            return Problem(422, $"the photo has {header.Width}x{header.Height} pixels, more than the limit of {MaxPixels}");
+            throw Refused(422, $"the photo has {header.Width}x{header.Height} pixels, more than the limit of {MaxPixels}");
         var path = $"photos/{name}.{header.Format}";
         File.Move(photo.Name, Path.Combine(Env.Nas, path));
         var id = await db.QuerySingleAsync<long>("""
-            INSERT INTO photos (path, format, width, height, bytes, source, captured, camera)
-            VALUES (@path, @Format, @Width, @Height, @Length, @source, @Captured, @Camera) RETURNING id
-            """, new { path, header.Format, header.Width, header.Height, photo.Length, source, header.Captured, header.Camera });
+            INSERT INTO photos (path, format, width, height, bytes, source)
+            VALUES (@path, @Format, @Width, @Height, @Length, @source) RETURNING id
+            """, new { path, header.Format, header.Width, header.Height, photo.Length, source });
         return TypedResults.Created($"/photos/{id}", await Document(db, "photo", id));
     }
 
-    // Newest first, a page at a time: a full page's cursor is where the next one starts.
-    static async Task<Results<Ok<JsonElement?>, ProblemHttpResult>> ListPhotos(NpgsqlConnection db, string? source,
-        DateTimeOffset? since, long? cursor, int limit = 100) => limit is < 1 or > 1000
-        ? Problem(400, $"invalid limit {limit}: from 1 to 1000") : TypedResults.Ok(await Json(db, """
-            SELECT json_build_object('photos', coalesce(json_agg(document ORDER BY id DESC), '[]'),
-                'cursor', CASE WHEN count(*) = @limit THEN min(id) END)
-            FROM (SELECT id, document FROM photo_documents WHERE (@source::text IS NULL OR source = @source)
-                AND (@since::timestamptz IS NULL OR created >= @since) AND (@cursor::bigint IS NULL OR id < @cursor)
-                ORDER BY id DESC LIMIT @limit) AS page
-            """, new { source, since = since?.ToUniversalTime(), cursor, limit }));
-
     static async Task<Ok<JsonElement>> GetPhoto(long id, NpgsqlConnection db) => TypedResults.Ok(await Document(db, "photo", id));
     static async Task<PhysicalFileHttpResult> GetOriginal(long id, NpgsqlConnection db) =>
-        NasFile(await db.QuerySingleOrDefaultAsync<string>("SELECT path FROM photos WHERE id = @id", new { id }) ?? throw NotFound("photo", id));
+        NasFile(await db.QuerySingleOrDefaultAsync<string>("SELECT path FROM photos WHERE id = @id", new { id }) ?? throw Refused(404, $"no photo {id}"));
 
     // Only recorded here: the converter expands it, told by Postgres (the row is the outbox), so no broker is needed.
     static async Task<Accepted<JsonElement>> PostOperations(long id, HttpRequest request, NpgsqlConnection db)
@@ -70,38 +58,36 @@ public static class ImageApi
         Operations.Parse(text); // a mistake throws OperationsException, which leaves as 400 naming its line
         var conversion = await db.QuerySingleOrDefaultAsync<long?>(
             "INSERT INTO conversions (photo_id, operations) SELECT id, @text FROM photos WHERE id = @id RETURNING id",
-            new { id, text }) ?? throw NotFound("photo", id);
+            new { id, text }) ?? throw Refused(404, $"no photo {id}");
         return TypedResults.Accepted($"/conversions/{conversion}", await Document(db, "conversion", conversion));
     }
 
     static async Task<Ok<JsonElement>> GetConversion(long id, NpgsqlConnection db) => TypedResults.Ok(await Document(db, "conversion", id));
 
-    static async Task<Results<PhysicalFileHttpResult, ProblemHttpResult>> GetOutput(long id, NpgsqlConnection db) =>
+    static async Task<PhysicalFileHttpResult> GetOutput(long id, NpgsqlConnection db) =>
         await db.QuerySingleOrDefaultAsync<(string Status, string? Output)?>("SELECT status, output FROM jobs WHERE id = @id", new { id }) switch
         {
-            null => throw NotFound("job", id),
+            null => throw Refused(404, $"no job {id}"),
             (_, { } path) => NasFile(path),
-            var (status, _) => Problem(404, $"job {id} has no output: it is {status}"),
+            var (status, _) => throw Refused(404, $"job {id} has no output: it is {status}"),
         };
 
     // Healthy when what the API itself needs answers: the database (unreachable, it throws: 503) and the NAS.
-    static async Task<Results<Ok<string>, ProblemHttpResult>> Health(NpgsqlConnection db) =>
+    static async Task<Ok<string>> Health(NpgsqlConnection db) =>
         await db.ExecuteScalarAsync<int>("SELECT 1") == 1 && Directory.Exists(Path.Combine(Env.Nas, "photos"))
-            ? TypedResults.Ok("healthy") : Problem(503, $"the NAS is not mounted at {Path.GetFullPath(Env.Nas)}");
+            ? TypedResults.Ok("healthy") : throw Refused(503, $"the NAS is not mounted at {Path.GetFullPath(Env.Nas)}");
 
-    // The status page's one document, built by Postgres (the view stats), like every document the API answers with.
-    static async Task<Ok<JsonElement?>> GetStats(NpgsqlConnection db) => TypedResults.Ok(await Json(db, "SELECT document FROM stats"));
-
-    // The JSON of a photo or a conversion is built by Postgres (db/schema.sql's views), so each has one definition. An
-    // unknown id throws, and leaves as a 404, as every error does, as ProblemDetails (Program.cs).
-    static async Task<JsonElement> Document(NpgsqlConnection db, string what, long id) =>
-        await Json(db, $"SELECT document FROM {what}_documents WHERE id = @id", new { id }) ?? throw NotFound(what, id);
-    static async Task<JsonElement?> Json(NpgsqlConnection db, string sql, object? parameters = null) =>
-        await db.QuerySingleOrDefaultAsync<string>(sql, parameters) is { } json ? JsonSerializer.Deserialize<JsonElement>(json) : null;
+    // Every JSON document is built by Postgres (db/schema.sql's views), so each has one definition: a photo's, a conversion's,
+    // and the status page's stats. An unknown id throws its 404.
+    static async Task<Ok<JsonElement>> GetStats(NpgsqlConnection db) =>
+        TypedResults.Ok(JsonSerializer.Deserialize<JsonElement>(await db.QuerySingleAsync<string>("SELECT document FROM stats")));
+    static async Task<JsonElement> Document(NpgsqlConnection db, string what, long id) => JsonSerializer.Deserialize<JsonElement>(
+        await db.QuerySingleOrDefaultAsync<string>($"SELECT document FROM {what}_documents WHERE id = @id", new { id })
+            ?? throw Refused(404, $"no {what} {id}"));
     // Files on the NAS are named with their format as extension, which gives their Content-Type.
     static PhysicalFileHttpResult NasFile(string path) =>
         TypedResults.PhysicalFile(Path.GetFullPath(Path.Combine(Env.Nas, path)), $"image/{Path.GetExtension(path)[1..]}");
 
-    static BadHttpRequestException NotFound(string what, long id) => new($"no {what} {id}", StatusCodes.Status404NotFound);
-    static ProblemHttpResult Problem(int status, string detail) => TypedResults.Problem(detail, statusCode: status);
+    // Every error leaves as ProblemDetails with this detail, by way of the exception handler (Program.cs).
+    static BadHttpRequestException Refused(int status, string detail) => new(detail, status);
 }

@@ -10,7 +10,6 @@ builder.Services.AddScoped(services => services.GetRequiredService<NpgsqlDataSou
 builder.Services.AddProblemDetails(options => options.CustomizeProblemDetails = context =>
     context.ProblemDetails.Detail ??= context.Exception is { } e && StatusOf(e) != 500 ? e.Message
         : $"{context.ProblemDetails.Title}: {context.HttpContext.Request.Method} {context.HttpContext.Request.Path}");
-builder.Services.Configure<RouteHandlerOptions>(options => options.ThrowOnBadRequest = true); // a bad parameter, named
 
 var app = builder.Build();
 // The client's mistake is not our error: only a 5xx is logged as one.
@@ -23,8 +22,7 @@ app.UseFileServer();
 var apiKey = Env.Get("API_KEY", "");
 app.Use((context, next) =>
     apiKey != "" && context.Request.Path != "/healthz" && context.Request.Headers.Authorization != $"Bearer {apiKey}"
-        ? TypedResults.Problem("send the API key as the header 'Authorization: Bearer <key>'", statusCode: 401).ExecuteAsync(context)
-        : next(context));
+        ? throw new BadHttpRequestException("send the API key as the header 'Authorization: Bearer <key>'", 401) : next(context));
 Directory.CreateDirectory(Path.Combine(Env.Nas, "photos"));
 app.MapImageApi();
 app.Run();

@@ -20,8 +20,8 @@ public static class Magick
         MagickCoreGenesis(null, establishSignalHandlers: false);
     }
 
-    /// <summary>Reads only the header of the first frame, without its pixels.</summary>
-    public static Header Ping(string path) => Run(["-ping", $"{path}[0]", "null:"]);
+    /// <summary>Reads only the header of the first frame: its size, format and orientation, without its pixels.</summary>
+    public static (int Width, int Height, string Format, string Orientation) Ping(string path) => Run(["-ping", $"{path}[0]", "null:"]);
 
     /// <summary>Applies the steps to the first frame of input, whose format is named so that its content cannot choose
     /// another coder, and writes output atomically: whole or not at all. Returns the output's size, or why it failed.</summary>
@@ -54,12 +54,11 @@ public static class Magick
         var at = Array.FindIndex(steps, step => step.Op is not ("autoorient" or "grayscale" or "flip" or "flop" or "strip"));
         if (format != "jpeg" || at < 0 || steps[at] is not { Op: "resize" or "thumbnail" } resize)
             return ([], steps);
-        var (width, height, _, orientation, _, _) = Ping(input);
+        var (width, height, _, orientation) = Ping(input);
         var (x, y, w, h) = ((nint)0, (nint)0, (nuint)width, (nuint)height);
         ParseMetaGeometry(resize.Arg, ref x, ref y, ref w, ref h); // the size ImageMagick's resize makes of the photo
-        if (2 * w > (nuint)width || 2 * h > (nuint)height || orientation is "LeftTop" or "RightTop" or "RightBottom" or "LeftBottom")
-            return ([], steps);
-        return (["-define", $"jpeg:size={w}x{h}"], [.. steps[..at], resize with { Arg = $"{w}x{h}!" }, .. steps[(at + 1)..]]);
+        return 2 * w > (nuint)width || 2 * h > (nuint)height || orientation is "LeftTop" or "RightTop" or "RightBottom" or "LeftBottom"
+            ? ([], steps) : (["-define", $"jpeg:size={w}x{h}"], [.. steps[..at], resize with { Arg = $"{w}x{h}!" }, .. steps[(at + 1)..]]);
     }
 
     static string[] Options(Step step) => step.Op switch
@@ -76,13 +75,12 @@ public static class Magick
         _ => throw new MagickException($"unknown operation '{step.Op}'"),
     };
 
-    // Runs `convert` in process; it reports the image it made as -format tells, a Header a line a field (EXIF's are empty
-    // where the image has none). An operation stopped at the deadline may leave its image as it was and the command going
-    // on: the clock decides.
-    static Header Run(string[] options)
+    // Runs `convert` in process; it reports the image it made as -format tells: "width,height,format,orientation". An
+    // operation stopped at the deadline may leave its image as it was and the command going on: the clock decides.
+    static (int Width, int Height, string Format, string Orientation) Run(string[] options)
     {
         var (imageInfo, exception, metadata) = (AcquireImageInfo(), AcquireExceptionInfo(), (nint)0);
-        string[] arguments = ["convert", "-format", @"%w\n%h\n%m\n%[orientation]\n%[EXIF:DateTimeOriginal]\n%[EXIF:Model]", .. options];
+        string[] arguments = ["convert", "-format", "%w,%h,%m,%[orientation]", .. options];
         var deadline = Environment.TickCount64 + TimeLimit * 1000L;
         SetImageInfoProgressMonitor(imageInfo, BeforeDeadline, (nint)deadline);
         try
@@ -90,10 +88,8 @@ public static class Magick
             if (!ConvertImageCommand(imageInfo, arguments.Length, arguments, ref metadata, exception) | Environment.TickCount64 >= deadline)
                 throw new MagickException(Environment.TickCount64 >= deadline ? $"stopped at the time limit of {TimeLimit} s per job (JOB_SECONDS)"
                     : Marshal.PtrToStringUTF8(Marshal.ReadIntPtr(exception, ReasonOffset))!);
-            var fields = Marshal.PtrToStringUTF8(metadata)!.Split('\n');
-            return new(int.Parse(fields[0]), int.Parse(fields[1]), fields[2].ToLowerInvariant(), fields[3],
-                DateTime.TryParseExact(fields[4], "yyyy:MM:dd HH:mm:ss", null, DateTimeStyles.None, out var captured) ? captured : null,
-                fields[5].Trim() is { Length: > 0 } camera ? camera : null);
+            var fields = Marshal.PtrToStringUTF8(metadata)!.Split(',');
+            return (int.Parse(fields[0]), int.Parse(fields[1]), fields[2].ToLowerInvariant(), fields[3]);
         }
         finally
         {
@@ -115,6 +111,4 @@ public static class Magick
     [DllImport(Wand)] static extern bool ConvertImageCommand(nint imageInfo, int argc, string[] argv, ref nint metadata, nint exception);
 }
 
-/// <summary>What ImageMagick read of an image; Captured (the camera's local time) and Camera (its model) come from EXIF.</summary>
-public sealed record Header(int Width, int Height, string Format, string Orientation, DateTime? Captured, string? Camera);
 public sealed class MagickException(string message) : Exception(message);

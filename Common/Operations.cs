@@ -60,10 +60,8 @@ public static class Operations
             throw Error(line, $"unknown operation '{op}'");
         if (words.Length > 2)
             throw Error(line, $"unexpected argument '{words[2]}' to '{op}'");
-        if (!argument.IsValid(arg))
-            throw Error(line, arg == "" ? $"missing argument to '{op}' ({argument.Usage})"
-                : $"invalid argument '{arg}' to '{op}' ({argument.Usage})");
-        return new Step(op, arg);
+        return argument.IsValid(arg) ? new Step(op, arg) : throw Error(line, arg == "" ? $"missing argument to '{op}' ({argument.Usage})"
+            : $"invalid argument '{arg}' to '{op}' ({argument.Usage})");
     }
 
     static OperationsException Error(int line, string message) => new($"line {line}: {message}");
