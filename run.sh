@@ -32,6 +32,7 @@ until curl -fsS "http://localhost:$API_PORT/healthz" >/dev/null 2>&1; do sleep 0
 
 cat <<MSG
 ImageProcessor is up with ${PROCESSORS:-2} processors.
+  Status page    http://localhost:$API_PORT/#key=$API_KEY  (the key after # stays in the browser)
   API            http://localhost:$API_PORT  (try: API=http://localhost:$API_PORT API_KEY=$API_KEY testing/data/test.sh)
   API key        $API_KEY  (send it as: Authorization: Bearer <key>)
   RabbitMQ UI    http://localhost:$MANAGEMENT_PORT  (guest/guest)
