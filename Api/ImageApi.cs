@@ -64,13 +64,9 @@ public static class ImageApi
 
     static async Task<Ok<JsonElement>> GetConversion(long id, NpgsqlConnection db) => TypedResults.Ok(await Document(db, "conversion", id));
 
-    static async Task<PhysicalFileHttpResult> GetOutput(long id, NpgsqlConnection db) =>
-        await db.QuerySingleOrDefaultAsync<(string Status, string? Output)?>("SELECT status, output FROM jobs WHERE id = @id", new { id }) switch
-        {
-            null => throw Refused(404, $"no job {id}"),
-            (_, { } path) => NasFile(path),
-            var (status, _) => throw Refused(404, $"job {id} has no output: it is {status}"),
-        };
+    static async Task<PhysicalFileHttpResult> GetOutput(long id, NpgsqlConnection db) => await db.QuerySingleOrDefaultAsync<(string Status,
+        string? Output)?>("SELECT status, output FROM jobs WHERE id = @id", new { id }) is var (status, output)
+        ? NasFile(output ?? throw Refused(404, $"job {id} has no output: it is {status}")) : throw Refused(404, $"no job {id}");
 
     // Healthy when what the API itself needs answers: the database (unreachable, it throws: 503) and the NAS.
     static async Task<Ok<string>> Health(NpgsqlConnection db) =>

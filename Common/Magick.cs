@@ -32,7 +32,7 @@ public static class Magick
         try
         {
             var (hint, shrunk) = ShrinkOnLoad(input, inputFormat, steps);
-            var image = Run([.. hint, $"{inputFormat}:{input}[0]", .. shrunk.SelectMany(Options), $"{format}:{temp}"]);
+            var image = Run([.. hint, $"{inputFormat}:{input}[0]", .. shrunk.SelectMany(Operations.Options), $"{format}:{temp}"]);
             File.Move(temp, output, overwrite: true);
             return (image.Width, image.Height, null);
         }
@@ -60,20 +60,6 @@ public static class Magick
         return 2 * w > (nuint)width || 2 * h > (nuint)height || orientation is "LeftTop" or "RightTop" or "RightBottom" or "LeftBottom"
             ? ([], steps) : (["-define", $"jpeg:size={w}x{h}"], [.. steps[..at], resize with { Arg = $"{w}x{h}!" }, .. steps[(at + 1)..]]);
     }
-
-    static string[] Options(Step step) => step.Op switch
-    {
-        "crop" when !step.Arg.Contains('+') && !step.Arg.Contains('-') =>
-            ["-gravity", "center", "-crop", $"{step.Arg}+0+0", "+gravity", "+repage"],
-        "crop" => ["-crop", step.Arg, "+repage"],
-        "autoorient" => ["-auto-orient"],
-        "grayscale" => ["-colorspace", "gray"],
-        "blur" or "sharpen" => [$"-{step.Op}", $"0x{step.Arg}"], // radius 0: ImageMagick picks one to suit sigma
-        "resize" or "thumbnail" or "rotate" or "modulate" or "quality" => [$"-{step.Op}", step.Arg],
-        "flip" or "flop" or "normalize" or "strip" => [$"-{step.Op}"],
-        "format" => [], // names the output file
-        _ => throw new MagickException($"unknown operation '{step.Op}'"),
-    };
 
     // Runs `convert` in process; it reports the image it made as -format tells: "width,height,format,orientation". An
     // operation stopped at the deadline may leave its image as it was and the command going on: the clock decides.

@@ -10,23 +10,30 @@ public static class Operations
     static readonly Regex Sides = new(@"^(?<w>\d{1,6})?(?:x(?<h>\d{1,6})?)?[!^<>]?$|^(?<p>\d{1,4})%$");
     static readonly Regex Crop = new(@"^(?<w>\d{1,6})x(?<h>\d{1,6})(?:[+-]\d{1,6}[+-]\d{1,6})?$");
 
-    // Each operation's argument: how the user is told to write it, and how it is checked. Six take none.
-    static readonly Dictionary<string, (string Usage, Func<string, bool> IsValid)> Arguments = new(
-        new[] { "autoorient", "flip", "flop", "grayscale", "normalize", "strip" }.ToDictionary(op => op,
-            op => ("no argument", (Func<string, bool>)(arg => arg == ""))))
+    // Each operation as README's table gives it: how its argument is written and checked, and the `convert` options it
+    // becomes, which Magick runs. Six take no argument.
+    static readonly Dictionary<string, (string Usage, Func<string, bool> IsValid, Func<string, string[]> Options)> Definitions = new(
+        new[] { "flip", "flop", "normalize", "strip" }.ToDictionary(op => op, op => NoArgument($"-{op}")))
     {
-        ["resize"] = (Geometry, IsGeometry),
-        ["thumbnail"] = (Geometry, IsGeometry),
-        ["crop"] = ("WxH or WxH+X+Y", arg => Crop.Match(arg) is { Success: true } m && AreSides(m)),
-        ["rotate"] = ("degrees from -360 to 360", arg => IsNumber(arg, -360, 360)),
+        ["autoorient"] = NoArgument("-auto-orient"),
+        ["grayscale"] = NoArgument("-colorspace", "gray"),
+        ["resize"] = (Geometry, IsGeometry, arg => ["-resize", arg]),
+        ["thumbnail"] = (Geometry, IsGeometry, arg => ["-thumbnail", arg]),
+        ["crop"] = ("WxH or WxH+X+Y", arg => Crop.Match(arg) is { Success: true } m && AreSides(m), arg => arg.IndexOfAny(['+', '-']) < 0
+            ? ["-gravity", "center", "-crop", $"{arg}+0+0", "+gravity", "+repage"] : ["-crop", arg, "+repage"]),
+        ["rotate"] = ("degrees from -360 to 360", arg => IsNumber(arg, -360, 360), arg => ["-rotate", arg]),
         // Bounded by what a sane use needs: sharpen's cost grows with sigma squared (5 takes 8 s on 4 MP), blur's with sigma.
-        ["blur"] = ("a sigma from 0 to 50", arg => IsNumber(arg, 0, 50)),
-        ["sharpen"] = ("a sigma from 0 to 5", arg => IsNumber(arg, 0, 5)),
-        ["quality"] = ("a whole number from 1 to 100", arg => int.TryParse(arg, out var q) && q is >= 1 and <= 100),
+        // Radius 0: ImageMagick picks one to suit sigma.
+        ["blur"] = ("a sigma from 0 to 50", arg => IsNumber(arg, 0, 50), arg => ["-blur", $"0x{arg}"]),
+        ["sharpen"] = ("a sigma from 0 to 5", arg => IsNumber(arg, 0, 5), arg => ["-sharpen", $"0x{arg}"]),
+        ["quality"] = ("a whole number from 1 to 100", arg => int.TryParse(arg, out var q) && q is >= 1 and <= 100, arg => ["-quality", arg]),
         ["modulate"] = ("brightness[,saturation[,hue]], each from 0 to 200",
-            arg => arg.Split(',') is { Length: <= 3 } parts && parts.All(part => IsNumber(part, 0, 200))),
-        ["format"] = (string.Join(", ", Formats), Formats.Contains),
+            arg => arg.Split(',') is { Length: <= 3 } parts && parts.All(part => IsNumber(part, 0, 200)), arg => ["-modulate", arg]),
+        ["format"] = (string.Join(", ", Formats), Formats.Contains, _ => []), // names the output file instead
     };
+
+    /// <summary>The options of ImageMagick's `convert` that a parsed step stands for.</summary>
+    public static string[] Options(Step step) => Definitions[step.Op].Options(step.Arg);
 
     public static List<Output> Parse(string text)
     {
@@ -56,7 +63,7 @@ public static class Operations
         if (words.Length == 0)
             throw Error(line, "missing operation");
         var (op, arg) = (words[0], words.ElementAtOrDefault(1) ?? "");
-        if (!Arguments.TryGetValue(op, out var argument))
+        if (!Definitions.TryGetValue(op, out var argument))
             throw Error(line, $"unknown operation '{op}'");
         if (words.Length > 2)
             throw Error(line, $"unexpected argument '{words[2]}' to '{op}'");
@@ -65,6 +72,7 @@ public static class Operations
     }
 
     static OperationsException Error(int line, string message) => new($"line {line}: {message}");
+    static (string, Func<string, bool>, Func<string, string[]>) NoArgument(params string[] options) => ("no argument", arg => arg == "", _ => options);
     // Sides up to 10000 pixels and scales up to 400% bound the size of every output.
     static bool IsGeometry(string arg) => Sides.Match(arg) is { Success: true } m && (m.Groups["p"].Success
         ? int.Parse(m.Groups["p"].Value) is >= 1 and <= 400
