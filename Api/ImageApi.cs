@@ -8,6 +8,7 @@ public static class ImageApi
     {
         // Kestrel refuses bodies past these sizes with 413 as they arrive, before they reach the disk.
         app.MapPost("/photos", Upload).WithMetadata(new RequestSizeLimitAttribute(MaxUploadBytes));
+        app.MapGet("/photos", ListPhotos);
         app.MapGet("/photos/{id:long}", GetPhoto);
         app.MapGet("/photos/{id:long}/original", GetOriginal);
         app.MapPost("/photos/{id:long}/operations", PostOperations).WithMetadata(new RequestSizeLimitAttribute(64 << 10));
@@ -40,11 +41,19 @@ public static class ImageApi
         var path = $"photos/{name}.{header.Format}";
         File.Move(photo.Name, Path.Combine(Env.Nas, path));
         var id = await db.QuerySingleAsync<long>("""
-            INSERT INTO photos (path, format, width, height, bytes, source)
-            VALUES (@path, @Format, @Width, @Height, @Length, @source) RETURNING id
-            """, new { path, header.Format, header.Width, header.Height, photo.Length, source });
+            INSERT INTO photos (path, format, width, height, bytes, source, captured, camera)
+            VALUES (@path, @Format, @Width, @Height, @Length, @source, @Captured, @Camera) RETURNING id
+            """, new { path, header.Format, header.Width, header.Height, photo.Length, source, header.Captured, header.Camera });
         return TypedResults.Created($"/photos/{id}", await Document(db, "photo", id));
     }
+
+    // Newest first, a page at a time: the next page is the one before the id of this page's last photo.
+    static async Task<Ok<JsonElement?>> ListPhotos(NpgsqlConnection db, string? source, DateTimeOffset? since, long? before, int limit = 100) =>
+        limit is < 1 or > 1000 ? throw Refused(400, $"invalid limit {limit}: from 1 to 1000") : TypedResults.Ok(await Json(db, """
+            SELECT coalesce(json_agg(document ORDER BY id DESC), '[]') FROM (SELECT id, document FROM photo_documents
+                WHERE (@source::text IS NULL OR source = @source) AND (@since::timestamptz IS NULL OR created >= @since)
+                AND (@before::bigint IS NULL OR id < @before) ORDER BY id DESC LIMIT @limit) AS page
+            """, new { source, since = since?.ToUniversalTime(), before, limit }));
 
     static async Task<Ok<JsonElement>> GetPhoto(long id, NpgsqlConnection db) => TypedResults.Ok(await Document(db, "photo", id));
     static async Task<PhysicalFileHttpResult> GetOriginal(long id, NpgsqlConnection db) =>
@@ -75,11 +84,11 @@ public static class ImageApi
 
     // Every JSON document is built by Postgres (db/schema.sql's views), so each has one definition: a photo's, a conversion's,
     // and the status page's stats. An unknown id throws its 404.
-    static async Task<Ok<JsonElement>> GetStats(NpgsqlConnection db) =>
-        TypedResults.Ok(JsonSerializer.Deserialize<JsonElement>(await db.QuerySingleAsync<string>("SELECT document FROM stats")));
-    static async Task<JsonElement> Document(NpgsqlConnection db, string what, long id) => JsonSerializer.Deserialize<JsonElement>(
-        await db.QuerySingleOrDefaultAsync<string>($"SELECT document FROM {what}_documents WHERE id = @id", new { id })
-            ?? throw Refused(404, $"no {what} {id}"));
+    static async Task<Ok<JsonElement?>> GetStats(NpgsqlConnection db) => TypedResults.Ok(await Json(db, "SELECT document FROM stats"));
+    static async Task<JsonElement> Document(NpgsqlConnection db, string what, long id) =>
+        await Json(db, $"SELECT document FROM {what}_documents WHERE id = @id", new { id }) ?? throw Refused(404, $"no {what} {id}");
+    static async Task<JsonElement?> Json(NpgsqlConnection db, string sql, object? parameters = null) =>
+        await db.QuerySingleOrDefaultAsync<string>(sql, parameters) is { } json ? JsonSerializer.Deserialize<JsonElement>(json) : null;
     // Files on the NAS are named with their format as extension, which gives their Content-Type.
     static PhysicalFileHttpResult NasFile(string path) =>
         TypedResults.PhysicalFile(Path.GetFullPath(Path.Combine(Env.Nas, path)), $"image/{Path.GetExtension(path)[1..]}");

@@ -10,6 +10,7 @@ builder.Services.AddScoped(services => services.GetRequiredService<NpgsqlDataSou
 builder.Services.AddProblemDetails(options => options.CustomizeProblemDetails = context =>
     context.ProblemDetails.Detail ??= context.Exception is { } e && StatusOf(e) != 500 ? e.Message
         : $"{context.ProblemDetails.Title}: {context.HttpContext.Request.Method} {context.HttpContext.Request.Path}");
+builder.Services.Configure<RouteHandlerOptions>(options => options.ThrowOnBadRequest = true); // a bad parameter, named
 
 var app = builder.Build();
 // The client's mistake is not our error: only a 5xx is logged as one.

@@ -11,8 +11,7 @@ public sealed class Bus(IConnection connection, IChannel publisher)
     public static async Task<Bus> ConnectAsync()
     {
         var connection = await new ConnectionFactory { Uri = new Uri(Env.Bus) }.CreateConnectionAsync();
-        var publisher = await connection.CreateChannelAsync(new CreateChannelOptions(
-            publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true));
+        var publisher = await connection.CreateChannelAsync(new(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true));
         await publisher.QueueDeclareAsync("jobs.dead", durable: true, exclusive: false, autoDelete: false,
             arguments: new Dictionary<string, object?> { ["x-queue-type"] = "quorum" });
         await publisher.QueueDeclareAsync("jobs", durable: true, exclusive: false, autoDelete: false, arguments: new Dictionary<string, object?>

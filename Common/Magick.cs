@@ -20,8 +20,8 @@ public static class Magick
         MagickCoreGenesis(null, establishSignalHandlers: false);
     }
 
-    /// <summary>Reads only the header of the first frame: its size, format and orientation, without its pixels.</summary>
-    public static (int Width, int Height, string Format, string Orientation) Ping(string path) => Run(["-ping", $"{path}[0]", "null:"]);
+    /// <summary>Reads only the header of the first frame, without its pixels; Captured and Camera come from its EXIF.</summary>
+    public static (int Width, int Height, string Format, string Orientation, DateTime? Captured, string? Camera) Ping(string path) => Run(["-ping", $"{path}[0]", "null:"]);
 
     /// <summary>Applies the steps to the first frame of input, whose format is named so that its content cannot choose
     /// another coder, and writes output atomically: whole or not at all. Returns the output's size, or why it failed.</summary>
@@ -54,19 +54,19 @@ public static class Magick
         var at = Array.FindIndex(steps, step => step.Op is not ("autoorient" or "grayscale" or "flip" or "flop" or "strip"));
         if (format != "jpeg" || at < 0 || steps[at] is not { Op: "resize" or "thumbnail" } resize)
             return ([], steps);
-        var (width, height, _, orientation) = Ping(input);
+        var (width, height, _, orientation, _, _) = Ping(input);
         var (x, y, w, h) = ((nint)0, (nint)0, (nuint)width, (nuint)height);
         ParseMetaGeometry(resize.Arg, ref x, ref y, ref w, ref h); // the size ImageMagick's resize makes of the photo
         return 2 * w > (nuint)width || 2 * h > (nuint)height || orientation is "LeftTop" or "RightTop" or "RightBottom" or "LeftBottom"
             ? ([], steps) : (["-define", $"jpeg:size={w}x{h}"], [.. steps[..at], resize with { Arg = $"{w}x{h}!" }, .. steps[(at + 1)..]]);
     }
 
-    // Runs `convert` in process; it reports the image it made as -format tells: "width,height,format,orientation". An
-    // operation stopped at the deadline may leave its image as it was and the command going on: the clock decides.
-    static (int Width, int Height, string Format, string Orientation) Run(string[] options)
+    // Runs `convert` in process; it reports the image it made as -format tells, a field a line. An operation stopped at the
+    // deadline may leave its image as it was and the command going on: the clock decides.
+    static (int Width, int Height, string Format, string Orientation, DateTime? Captured, string? Camera) Run(string[] options)
     {
         var (imageInfo, exception, metadata) = (AcquireImageInfo(), AcquireExceptionInfo(), (nint)0);
-        string[] arguments = ["convert", "-format", "%w,%h,%m,%[orientation]", .. options];
+        string[] arguments = ["convert", "-format", @"%w\n%h\n%m\n%[orientation]\n%[EXIF:DateTimeOriginal]\n%[EXIF:Model]", .. options];
         var deadline = Environment.TickCount64 + TimeLimit * 1000L;
         SetImageInfoProgressMonitor(imageInfo, BeforeDeadline, (nint)deadline);
         try
@@ -74,8 +74,10 @@ public static class Magick
             if (!ConvertImageCommand(imageInfo, arguments.Length, arguments, ref metadata, exception) | Environment.TickCount64 >= deadline)
                 throw new MagickException(Environment.TickCount64 >= deadline ? $"stopped at the time limit of {TimeLimit} s per job (JOB_SECONDS)"
                     : Marshal.PtrToStringUTF8(Marshal.ReadIntPtr(exception, ReasonOffset))!);
-            var fields = Marshal.PtrToStringUTF8(metadata)!.Split(',');
-            return (int.Parse(fields[0]), int.Parse(fields[1]), fields[2].ToLowerInvariant(), fields[3]);
+            var fields = Marshal.PtrToStringUTF8(metadata)!.Split('\n');
+            return (int.Parse(fields[0]), int.Parse(fields[1]), fields[2].ToLowerInvariant(), fields[3],
+                DateTime.TryParseExact(fields[4], "yyyy:MM:dd HH:mm:ss", null, DateTimeStyles.None, out var captured) ? captured : null,
+                fields[5].Trim() is { Length: > 0 } camera ? camera : null);
         }
         finally
         {

@@ -332,7 +332,7 @@ void Write(List<(string Mode, string Workers, Result Result)> rows, (double[] Cl
         $"| the same in the database, the conversion's insert to the job's result: median | {Percentile(trivial.Server, 0.5):F1} ms | |",
         $"| the same in the database, p99 | {Percentile(trivial.Server, 0.99):F1} ms | |",
         $"| uploads of a 200 KB JPEG, 16 clients, {uploadSeconds} s | {uploads:F0} /s | ≥ 300 /s |",
-        $"| a processor's peak memory, over the cluster runs (the largest photo is {Describe(inputs.MaxBy(input => Magick.Ping(input) is var (w, h, _, _) ? (long)w * h : 0)!)}) | " +
+        $"| a processor's peak memory, over the cluster runs (the largest photo is {Describe(inputs.MaxBy(input => Magick.Ping(input) is var (w, h, _, _, _, _) ? (long)w * h : 0)!)}) | " +
             $"{rows.Where(row => row.Mode.StartsWith("cluster")).Max(row => row.Result.PeakKb) / 1024} MiB | < 300 MiB |",
         $"| the API's peak memory, after all of the above | {apiPeakKb / 1024} MiB | |",
         "",
@@ -352,7 +352,7 @@ void Write(List<(string Mode, string Workers, Result Result)> rows, (double[] Cl
 
 static string Describe(string path)
 {
-    var (width, height, format, _) = Magick.Ping(path);
+    var (width, height, format, _, _, _) = Magick.Ping(path);
     return $"{Path.GetFileName(path)} {width}x{height} {format} {new FileInfo(path).Length / 1024} KiB";
 }
 

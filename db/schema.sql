@@ -9,8 +9,12 @@ CREATE TABLE IF NOT EXISTS photos (
     height   int NOT NULL,
     bytes    bigint NOT NULL,
     source   text,                          -- the camera that sent it
-    created  timestamptz NOT NULL DEFAULT now()
+    created  timestamptz NOT NULL DEFAULT now(),
+    captured timestamp,                     -- EXIF's DateTimeOriginal: the camera's local time, no zone
+    camera   text                           -- EXIF's Model
 );
+ALTER TABLE photos ADD COLUMN IF NOT EXISTS captured timestamp, ADD COLUMN IF NOT EXISTS camera text; -- older data
+CREATE INDEX IF NOT EXISTS photos_by_source ON photos (source, id);
 
 -- A conversion's row is also the converter's outbox: it is expanded into jobs once, then marked expanded.
 CREATE TABLE IF NOT EXISTS conversions (
@@ -48,8 +52,8 @@ CREATE INDEX IF NOT EXISTS jobs_by_update ON jobs (updated); -- the status page'
 
 -- The API's JSON documents, derived here so that each has one definition beside its data.
 CREATE OR REPLACE VIEW photo_documents AS
-SELECT id, json_build_object('id', id, 'width', width, 'height', height, 'format', format, 'bytes', bytes, 'source', source)
-    AS document
+SELECT id, json_build_object('id', id, 'width', width, 'height', height, 'format', format, 'bytes', bytes, 'source', source,
+    'created', created, 'captured', captured, 'camera', camera) AS document, source, created
 FROM photos;
 
 -- A conversion's status: failed when it could not be expanded, pending until it has jobs, running while any job is

@@ -92,9 +92,12 @@ public sealed class ImageTests
     public void PingReadsTheSizeAndFormatFromTheHeader()
     {
         File.WriteAllBytes(Path.Combine(Folder, "side.jpg"), OnItsSide(File.ReadAllBytes(Helpers.Sample("ladybird"))));
-        Assert.Equal((800, 640, "png", "Undefined"), Magick.Ping(Helpers.Sample("meadow")));
+        Assert.Equal((800, 640, "png", "Undefined", null, null), Magick.Ping(Helpers.Sample("meadow")));
         Assert.Equal("RightTop", Magick.Ping(Path.Combine(Folder, "side.jpg")).Orientation);
-        Assert.Equal((2560, 1600, "jpeg", "Undefined"), Magick.Ping(Helpers.Sample("ladybird")));
+        Assert.Equal((2560, 1600, "jpeg", "Undefined", null, null), Magick.Ping(Helpers.Sample("ladybird")));
+        // The time it was taken and the camera's model come from EXIF, when the photo has them.
+        Assert.Equal((640, 480, "jpeg", "TopLeft", new DateTime(2008, 4, 19, 13, 43, 16), "DiMAGE Z5"),
+            Magick.Ping(Path.Combine(Cluster.Root, "testing", "photos", "wood.jpg")));
     }
 
     [Fact]

@@ -5,11 +5,66 @@ using System.Text.Json;
 
 namespace ImageProcessor.Tests;
 
-/// <summary>How an upload reaches the NAS: as it arrives, once.</summary>
+/// <summary>What the API keeps of each photo, how it is queried, and how an upload reaches the NAS: as it arrives, once.</summary>
 [Collection(nameof(Cluster))]
 public sealed class PhotoTests(Cluster cluster)
 {
     readonly HttpClient http = cluster.Http;
+    static string Wood => Path.Combine(Cluster.Root, "testing", "photos", "wood.jpg");
+
+    [Fact]
+    public async Task APhotoKeepsItsSizeFormatSourceUploadTimeAndItsExifCaptureTimeAndCamera()
+    {
+        var before = DateTimeOffset.UtcNow;
+        var response = await http.UploadAsync(Wood, "exif-cam");
+
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        var photo = await response.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(640, photo.GetProperty("width").GetInt32());
+        Assert.Equal(480, photo.GetProperty("height").GetInt32());
+        Assert.Equal("jpeg", photo.GetProperty("format").GetString());
+        Assert.Equal(new FileInfo(Wood).Length, photo.GetProperty("bytes").GetInt64());
+        Assert.Equal("exif-cam", photo.GetProperty("source").GetString());
+        Assert.InRange(photo.GetProperty("created").GetDateTimeOffset(), before.AddSeconds(-1), DateTimeOffset.UtcNow.AddSeconds(1));
+        Assert.Equal("2008-04-19T13:43:16", photo.GetProperty("captured").GetString());
+        Assert.Equal("DiMAGE Z5", photo.GetProperty("camera").GetString());
+
+        var plain = await (await http.UploadAsync(Helpers.Sample("meadow"))).Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(JsonValueKind.Null, plain.GetProperty("captured").ValueKind);
+        Assert.Equal(JsonValueKind.Null, plain.GetProperty("camera").ValueKind);
+    }
+
+    [Fact]
+    public async Task PhotosAreListedNewestFirstAPageAtATimeBySourceAndSince()
+    {
+        var source = $"list-{Guid.NewGuid():N}"[..20];
+        var ids = new List<long>();
+        foreach (var sample in new[] { "aqua", "flower", "storm" })
+            ids.Add((await (await http.UploadAsync(Helpers.Sample(sample), source)).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt64());
+        await http.UploadAsync(Helpers.Sample("garden"), "another-camera");
+
+        var first = await http.GetFromJsonAsync<JsonElement>($"/photos?source={source}&limit=2");
+        Assert.Equal([ids[2], ids[1]], Ids(first));
+        var second = await http.GetFromJsonAsync<JsonElement>($"/photos?source={source}&limit=2&before={Ids(first)[^1]}");
+        Assert.Equal([ids[0]], Ids(second));
+        Assert.Empty(Ids(await http.GetFromJsonAsync<JsonElement>($"/photos?source={source}&limit=2&before={ids[0]}")));
+        Assert.All(first.EnumerateArray(), photo => Assert.Equal(source, photo.GetProperty("source").GetString()));
+
+        var since = Uri.EscapeDataString(DateTimeOffset.UtcNow.AddMinutes(1).ToString("O"));
+        Assert.Empty(Ids(await http.GetFromJsonAsync<JsonElement>($"/photos?source={source}&since={since}")));
+        since = Uri.EscapeDataString(DateTimeOffset.UtcNow.AddMinutes(-5).ToString("O"));
+        Assert.Equal([ids[2], ids[1], ids[0]], Ids(await http.GetFromJsonAsync<JsonElement>($"/photos?source={source}&since={since}")));
+        Assert.Contains(ids[2], Ids(await http.GetFromJsonAsync<JsonElement>("/photos")));
+    }
+
+    [Theory]
+    [InlineData("limit=0", "invalid limit 0: from 1 to 1000")]
+    [InlineData("limit=1001", "invalid limit 1001: from 1 to 1000")]
+    [InlineData("limit=ten", "Failed to bind parameter \"int limit\" from \"ten\".")]
+    [InlineData("since=yesterday", "Failed to bind parameter \"Nullable<DateTimeOffset> since\" from \"yesterday\".")]
+    [InlineData("before=abc", "Failed to bind parameter \"Nullable<long> before\" from \"abc\".")]
+    public async Task ABadQueryParameterIs400NamingIt(string query, string detail) =>
+        await (await http.GetAsync($"/photos?{query}")).AssertProblemAsync(HttpStatusCode.BadRequest, detail);
 
     [Fact]
     public async Task AnUploadIsWrittenOntoTheNasAsItArrivesNotBufferedFirst()
@@ -54,6 +109,8 @@ public sealed class PhotoTests(Cluster cluster)
             await Task.Delay(50);
         Assert.Equal(before, Directory.GetFiles(photos).Length);
     }
+
+    static long[] Ids(JsonElement page) => [.. page.EnumerateArray().Select(photo => photo.GetProperty("id").GetInt64())];
 
     /// <summary>A multipart upload whose body stops halfway until told to go on.</summary>
     sealed class PausedMultipart(byte[] photo, TaskCompletionSource half, TaskCompletionSource resume) : HttpContent
