@@ -21,7 +21,7 @@ public static class Magick
     }
 
     /// <summary>Reads only the header of the first frame, without its pixels; Captured and Camera come from its EXIF.</summary>
-    public static (int Width, int Height, string Format, string Orientation, DateTime? Captured, string? Camera) Ping(string path) => Run(["-ping", $"{path}[0]", "null:"]);
+    public static Header Ping(string path) => Run(["-ping", $"{path}[0]", "null:"]);
 
     /// <summary>Applies the steps to the first frame of input, whose format is named so that its content cannot choose
     /// another coder, and writes output atomically: whole or not at all. Returns the output's size, or why it failed.</summary>
@@ -63,7 +63,7 @@ public static class Magick
 
     // Runs `convert` in process; it reports the image it made as -format tells, a field a line. An operation stopped at the
     // deadline may leave its image as it was and the command going on: the clock decides.
-    static (int Width, int Height, string Format, string Orientation, DateTime? Captured, string? Camera) Run(string[] options)
+    static Header Run(string[] options)
     {
         var (imageInfo, exception, metadata) = (AcquireImageInfo(), AcquireExceptionInfo(), (nint)0);
         string[] arguments = ["convert", "-format", @"%w\n%h\n%m\n%[orientation]\n%[EXIF:DateTimeOriginal]\n%[EXIF:Model]", .. options];
