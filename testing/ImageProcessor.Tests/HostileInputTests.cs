@@ -107,12 +107,15 @@ public sealed class HostileInputTests(Cluster cluster)
     }
 
     [Fact]
-    public async Task WithAnApiKeyEveryEndpointButHealthWantsIt()
+    public async Task WithAnApiKeyEveryEndpointButHealthAndThePagesFilesWantsIt()
     {
         using var stranger = new HttpClient { BaseAddress = cluster.Address };
         Assert.Equal(HttpStatusCode.OK, (await stranger.GetAsync("/healthz")).StatusCode);
-        await (await stranger.GetAsync("/photos/1")).AssertProblemAsync(HttpStatusCode.Unauthorized,
-            "send the API key as the header 'Authorization: Bearer <key>'");
+        foreach (var file in new[] { "/", "/index.html", "/status.js", "/status.css" })
+            Assert.Equal(HttpStatusCode.OK, (await stranger.GetAsync(file)).StatusCode);
+        foreach (var path in new[] { "/photos/1", "/photos", "/stats", "/conversions/1", "/jobs/1/output", "/photos/1/original", "/nothing" })
+            await (await stranger.GetAsync(path)).AssertProblemAsync(HttpStatusCode.Unauthorized,
+                "send the API key as the header 'Authorization: Bearer <key>'");
         stranger.DefaultRequestHeaders.Authorization = new("Bearer", "wrong");
         Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.PostAsync("/photos", new StringContent("x"))).StatusCode);
     }
