@@ -13,15 +13,24 @@ report=BENCHMARKS.md
 [ "${1:-}" = --short ] && report=$scratch/BENCHMARKS.md
 
 # The photos: the samples, and the two largest real photos of Debian's mate-backgrounds (8.3 and 17.9 MP), plus a
-# 20 MP JPEG made from the larger one; downloaded once into bench/photos.
+# 20 MP JPEG made from the larger one; downloaded once into bench/photos. The camera mode's photos, in
+# bench/photos/camera, are what a QA camera sends: 192 JPEGs of 1920x1080 (2 MP) at quality 88, 16 crops (8 places,
+# each also mirrored) of each of the 12 real photos of mate-backgrounds' nature folder.
 photos=bench/photos
-if [ ! -f "$photos/elephants-20mp.jpg" ]; then
-  mkdir -p "$photos" "$scratch/deb"
+if [ ! -f "$photos/elephants-20mp.jpg" ] || [ ! -f "$photos/camera/yellowflower-15.jpg" ]; then
+  mkdir -p "$photos/camera" "$scratch/deb"
   (cd "$scratch/deb" && apt-get download mate-backgrounds 2>/dev/null && dpkg -x mate-backgrounds_*.deb .)
   cp testing/data/*/*.jpg "$photos/"
   cp "$scratch/deb/usr/share/backgrounds/mate/abstract/Elephants_3840x2160.jpg" "$photos/elephants-8mp.jpg"
   convert "$scratch/deb/usr/share/backgrounds/mate/abstract/Elephants_5640x3172.jpg" -resize 5964x3354! -quality 92 \
     "$photos/elephants-20mp.jpg"
+  for source in "$scratch"/deb/usr/share/backgrounds/mate/nature/*.jpg; do
+    name=$(basename "$source" .jpg | tr '[:upper:]' '[:lower:]')
+    for n in $(seq 0 15); do
+      convert "$source" -resize 2112x1188^ -crop "1920x1080+$((n % 4 * 64))+$((n / 4 % 2 * 108))" +repage \
+        $([ "$n" -ge 8 ] && echo -flop) -sampling-factor 2x2 -quality 88 "$photos/camera/$name-$n.jpg"
+    done
+  done
 fi
 convert -size 32x32 gradient:red-blue "$scratch/tiny.png"
 (cd bench && npm ci --no-audit --no-fund --loglevel=error)
