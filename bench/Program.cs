@@ -93,7 +93,10 @@ finally
 static Result Engine(string photos, int rounds, int workers, string output, string operations)
 {
     var outputs = Operations.Parse(operations);
+    var pinging = (Clock: Stopwatch.StartNew(), Cpu: Process.GetCurrentProcess().TotalProcessorTime);
     var inputs = Directory.GetFiles(photos).Order().Select(path => (Path: path, Magick.Ping(path).Format)).ToArray();
+    Log($"engine: a header ping (one thread, its first included) took {pinging.Clock.Elapsed.TotalMilliseconds / inputs.Length:F2} ms, " +
+        $"{(Process.GetCurrentProcess().TotalProcessorTime - pinging.Cpu).TotalMilliseconds / inputs.Length:F2} ms of CPU");
     var tasks = (from round in Enumerable.Range(0, rounds) from input in inputs from step in outputs select (input, step)).ToArray();
     var ms = new ConcurrentBag<double>();
     var cpu = Process.GetCurrentProcess().TotalProcessorTime;
@@ -253,7 +256,7 @@ async Task<uint> ConsumersAsync(string queue)
 Process Start(string project)
 {
     var log = Path.Combine(scratch, $"{project.ToLowerInvariant()}-{started.Count}.log");
-    var start = new ProcessStartInfo("bash", ["-c", $"exec dotnet {root}/{project}/bin/Release/net10.0/{project}.dll >>{log} 2>&1"]);
+    var start = new ProcessStartInfo("bash", ["-c", $"exec dotnet {Environment.GetEnvironmentVariable("SERVICES")}/{project}/{project}.dll >>{log} 2>&1"]);
     start.Environment["PROJECT"] = project;
     start.Environment["NAS"] = nas;
     start.Environment["API_KEY"] = "bench";
@@ -305,6 +308,50 @@ static async Task WaitUntilAsync(Func<Task<bool>> condition)
 
 // CPU time a process (user and system) or the whole machine (all but idle) has used, in clock ticks of 10 ms.
 static long CpuTicks(int pid) => File.ReadAllText($"/proc/{pid}/stat").Split(')')[1].Split(' ') is var f ? long.Parse(f[12]) + long.Parse(f[13]) : 0;
+
+static long? TryCpuTicks(int pid)
+{
+    try
+    {
+        return CpuTicks(pid);
+    }
+    catch (IOException)
+    {
+        return null; // ended
+    }
+}
+
+// The processes of a server that bench.sh started: those whose command line names its folder, and their descendants.
+static List<int> ServerPids(string folder)
+{
+    var processes = new List<(int Pid, int Parent, string Command)>();
+    foreach (var pid in Directory.GetDirectories("/proc").Select(Path.GetFileName).Where(name => name!.All(char.IsAsciiDigit)).Select(int.Parse!))
+        try
+        {
+            var parent = int.Parse(File.ReadAllText($"/proc/{pid}/stat").Split(')')[^1].Split(' ')[2]);
+            processes.Add((pid, parent, File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' ')));
+        }
+        catch (IOException)
+        {
+        }
+    var found = processes.Where(p => p.Command.Contains(folder)).Select(p => p.Pid).ToHashSet();
+    while (processes.Where(p => found.Contains(p.Parent) && !found.Contains(p.Pid)).Select(p => p.Pid).ToList() is { Count: > 0 } children)
+        found.UnionWith(children);
+    return [.. found];
+}
+
+// Context switches of all the threads of a process, voluntary and not.
+static long Switches(int pid) => Directory.GetDirectories($"/proc/{pid}/task").Sum(task =>
+{
+    try
+    {
+        return File.ReadLines($"{task}/status").Where(line => line.Contains("ctxt_switches:")).Sum(line => long.Parse(line.Split(':')[1]));
+    }
+    catch (IOException)
+    {
+        return 0;
+    }
+});
 
 static long MachineTicks() => File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1..]
     .Select(long.Parse).Where((_, i) => i != 3 && i != 4).Sum(); // all but idle and iowait
@@ -400,6 +447,9 @@ async Task CameraAsync()
     await Parallel.ForEachAsync(files, new ParallelOptions { MaxDegreeOfParallelism = clients },
         async (file, _) => ids.Add(await UploadAsync(await File.ReadAllBytesAsync(file), Path.GetFileName(file))));
     var uploadRate = files.Length / clock.Elapsed.TotalSeconds;
+    // This benchmark's own code, hot from the uploads, is recompiled in the background for a few seconds: not while the
+    // processors are measured. (The API and the converter idle meanwhile too, as a cluster between two bursts does.)
+    await Task.Delay(TimeSpan.FromSeconds(5));
     var firstJob = await db.CreateConnection().ExecuteScalarAsync<long>("SELECT coalesce(max(id), 0) FROM jobs");
     var workers = Enumerable.Range(0, cores).Select(_ => Start("Processor")).ToList();
     started.AddRange(workers);
@@ -426,18 +476,30 @@ async Task CameraAsync()
 // One round of the camera mode: the operations posted, every job done, and the CPU each process used meanwhile.
 async Task<CameraRound> CameraRoundAsync(long[] ids, int clients)
 {
-    var first = await db.CreateConnection().ExecuteScalarAsync<long>("SELECT coalesce(max(id), 0) FROM conversions");
+    await using var poll = await db.OpenConnectionAsync(); // one connection, kept, for the many polls of the round
+    var first = await poll.ExecuteScalarAsync<long>("SELECT coalesce(max(id), 0) FROM conversions");
     var (before, machineBefore) = (started.ToDictionary(p => p.Id, p => CpuTicks(p.Id)), MachineTicks());
+    var servers = new[] { ("Postgres", "db"), ("RabbitMQ", "bus") }.SelectMany(server => ServerPids(Path.Combine(scratch, server.Item2))
+        .Select(pid => (Name: server.Item1, Pid: pid))).Append((Name: "this benchmark's client", Pid: Environment.ProcessId))
+        .Select(server => (server.Name, server.Pid, Ticks: CpuTicks(server.Pid))).ToList();
+    var switches = started.ToDictionary(p => p.Id, p => Switches(p.Id));
     var clock = Stopwatch.StartNew();
     await Parallel.ForEachAsync(ids, new ParallelOptions { MaxDegreeOfParallelism = clients },
         async (id, _) => await PostAsync($"/photos/{id}/operations", CameraOperations));
     var posted = clock.Elapsed.TotalSeconds;
     const string Finished = "SELECT count(*) FROM jobs WHERE conversion_id > @first AND status IN ('done', 'failed')";
-    await WaitUntilAsync(async () => await db.CreateConnection().ExecuteScalarAsync<long>(Finished, new { first }) == ids.Length);
+    await WaitUntilAsync(async () => await poll.ExecuteScalarAsync<long>(Finished, new { first }) == ids.Length);
     var seconds = clock.Elapsed.TotalSeconds;
     var cpu = started.Where(p => before.ContainsKey(p.Id)).GroupBy(p => p.StartInfo.Environment["PROJECT"]!)
         .ToDictionary(g => g.Key, g => g.Sum(p => CpuTicks(p.Id) - before[p.Id]) / 100.0);
-    return new CameraRound(ids.Length, seconds, posted, cpu, (MachineTicks() - machineBefore) / 100.0);
+    foreach (var server in servers.GroupBy(server => server.Name))
+        cpu[server.Key] = server.Sum(s => (TryCpuTicks(s.Pid) ?? s.Ticks) - s.Ticks) / 100.0;
+    var round = new CameraRound(ids.Length, seconds, posted, cpu, (MachineTicks() - machineBefore) / 100.0);
+    Log($"camera round: the processors' context switches per job: {(double)started.Where(p => p.StartInfo.Environment["PROJECT"] == "Processor")
+        .Sum(p => Switches(p.Id) - switches[p.Id]) / ids.Length:F1}");
+    Log($"camera round: {ids.Length / seconds:F1} images/s, CPU per job: {string.Join(", ", cpu.Select(c => $"{c.Key} {1000 * c.Value / ids.Length:F1} ms"))}, " +
+        $"all {1000 * round.Machine / ids.Length:F1} ms");
+    return round;
 }
 
 void WriteCamera(string[] files, double uploadRate, List<CameraRound> rounds,
@@ -487,8 +549,9 @@ void WriteCamera(string[] files, double uploadRate, List<CameraRound> rounds,
         "",
         $"| process | first {fresh.Jobs} jobs | warm |",
         "| --- | ---: | ---: |",
-        .. new[] { "Processor", "Api", "Converter" }.Select(project => $"| {project} | {PerJob([fresh], project):F1} ms | {PerJob(warm, project):F1} ms |"),
-        $"| everything else: Postgres, RabbitMQ, this benchmark's client, the kernel | {Others([fresh]):F1} ms | {Others(warm):F1} ms |",
+        .. new[] { "Processor", "Api", "Converter", "Postgres", "RabbitMQ", "this benchmark's client" }
+            .Select(project => $"| {project} | {PerJob([fresh], project):F1} ms | {PerJob(warm, project):F1} ms |"),
+        $"| everything else: the kernel, other processes | {Others([fresh]):F1} ms | {Others(warm):F1} ms |",
         $"| idle | {Idle([fresh]):F1} ms | {Idle(warm):F1} ms |",
         $"| posting the operations files took | {fresh.Posted:F2} s | {warm.Average(round => round.Posted):F2} s a round |",
     ];
