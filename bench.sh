@@ -46,6 +46,9 @@ start_postgres "$scratch/db" 45432
 start_rabbitmq "$scratch/bus" 44672
 export DATABASE="Host=127.0.0.1;Port=45432;Username=imageprocessor;Password=imageprocessor;Timeout=5;No Reset On Close=true;Max Auto Prepare=16"
 export BUS="amqp://guest:guest@127.0.0.1:44672"
+# As run.sh and the images run the services (and so the engine too): glibc keeps freed memory under 16 MiB for the next
+# image instead of returning it to the kernel and faulting it in again (the engine's page faults: 326000 -> 18000).
+export GLIBC_TUNABLES=glibc.malloc.mmap_threshold=16777216:glibc.malloc.trim_threshold=67108864
 export IMAGEMAGICK_VERSION=$(convert -version | sed -n 's/^Version: ImageMagick \([^ ]*\).*/\1/p')
 export SHARP_VERSION=$(cd bench && node -p "const v = require('sharp').versions; v.sharp + ' (libvips ' + v.vips + ')'")
 SERVICES=$scratch/services dotnet bench/bin/Release/net10.0/Bench.dll "$photos" "$scratch" "$report" "$@"

@@ -22,6 +22,8 @@ for project in Api Converter Processor; do
 done
 
 # Set here rather than left to the services' defaults, which name the usual ports.
+# glibc keeps freed memory under 16 MiB for the next image instead of returning it and faulting it in again (BENCHMARKS.md).
+export GLIBC_TUNABLES=glibc.malloc.mmap_threshold=16777216:glibc.malloc.trim_threshold=67108864
 export NAS=$PWD/nas ASPNETCORE_URLS=http://localhost:$API_PORT BUS=amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT
 export DATABASE="Host=127.0.0.1;Port=$POSTGRES_PORT;Username=imageprocessor;Password=imageprocessor;Timeout=5;No Reset On Close=true;Max Auto Prepare=16"
 # Every endpoint but /healthz wants this key; one is made up for the session unless API_KEY is set.
