@@ -12,7 +12,7 @@ trap 'stop_started; rm -rf "$scratch"' EXIT
 start_postgres "$scratch/db" 35432
 start_rabbitmq "$scratch/bus" 35672
 
-export DATABASE="Host=127.0.0.1;Port=35432;Username=imageprocessor;Password=imageprocessor;Timeout=5"
+export DATABASE="Host=127.0.0.1;Port=35432;Username=imageprocessor;Password=imageprocessor;Timeout=5;No Reset On Close=true;Max Auto Prepare=16"
 export BUS="amqp://guest:guest@127.0.0.1:35672"
 # Where the fault tests find the servers they stop and start (with postgres_ctl and rabbitmq_ctl of services.sh).
 export TEST_POSTGRES="$scratch/db 35432" TEST_RABBITMQ="$scratch/bus 35672"

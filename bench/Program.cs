@@ -3,9 +3,11 @@
 //   cli      ImageMagick's `convert` command once per image and operation, as a shell script would run it
 //   peer     sharp (libvips) in node (peer.js), one worker per core
 //   cluster  the real system: uploads and operations files through the HTTP API, P = 1 and P = cores processors
-// then the cost of one trivial job and the upload rate. ../bench.sh starts Postgres and RabbitMQ, fetches the photos
-// and sharp, and runs: dotnet Bench.dll PHOTOS SCRATCH REPORT [--short]. Each mode but cluster runs in a process of
-// its own, so that its peak memory is its own.
+// then the cost of one trivial job and the upload rate. The camera mode (alone: `camera`) is the QA cameras' workload:
+// 192 photos of 2 MP, one `resize 640x360` each, through the engine, sharp and the cluster with P = cores processors,
+// fresh and then warm, with the CPU each spends per image. ../bench.sh starts Postgres and RabbitMQ, fetches the photos
+// and sharp, and runs: dotnet Bench.dll PHOTOS SCRATCH REPORT [--short] [camera]. Each mode but cluster runs in a
+// process of its own, so that its peak memory is its own.
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
@@ -24,13 +26,17 @@ const string OperationsFile = """
     gray: autoorient | grayscale | resize 50%
     """;
 
-if (args is ["engine", var enginePhotos, var engineRounds, var engineWorkers, var engineOut])
+const string CameraOperations = "resize 640x360";
+
+if (args is ["engine", var enginePhotos, var engineRounds, var engineWorkers, var engineOut, .. var engineOperations])
 {
-    Console.WriteLine(JsonSerializer.Serialize(Engine(enginePhotos, int.Parse(engineRounds), int.Parse(engineWorkers), engineOut)));
+    var operations = engineOperations is [var given] ? given : OperationsFile;
+    Console.WriteLine(JsonSerializer.Serialize(Engine(enginePhotos, int.Parse(engineRounds), int.Parse(engineWorkers), engineOut, operations)));
     return;
 }
 
 var (photos, scratch, report, quick) = (Path.GetFullPath(args[0]), Path.GetFullPath(args[1]), args[2], args.Contains("--short"));
+var cameraOnly = args.Contains("camera");
 var root = Directory.GetCurrentDirectory();
 var cores = Environment.ProcessorCount;
 var rounds = quick ? 1 : 3;
@@ -39,12 +45,17 @@ var inputs = Directory.GetFiles(photos).Order().ToArray();
 var jobsPerRound = inputs.Length * Operations.Parse(OperationsFile).Count;
 Log($"{inputs.Length} photos x {jobsPerRound / inputs.Length} operations x {rounds} rounds, {cores} workers");
 
-var rows = new List<(string Mode, string Workers, Result Result)>
+var rows = cameraOnly ? [] : new List<(string Mode, string Workers, Result Result)>
 {
     ("engine", $"{cores} threads", await ChildAsync("dotnet", [typeof(Result).Assembly.Location, "engine", photos, $"{rounds}", $"{cores}", Fresh("engine")])),
     ("cli", $"{cores} at a time", await CliAsync()),
     ("peer (sharp)", $"{cores} workers", await ChildAsync("node", [Path.Combine(root, "bench", "peer.js"), photos, $"{rounds}", $"{cores}", Fresh("peer")])),
 };
+// The camera mode's engine and sharp, each alone on the machine as the modes above: the same photos, the same resize.
+var cameraPhotos = Path.Combine(photos, "camera");
+var cameraRounds = quick ? 1 : 3;
+var cameraEngine = await ChildAsync("dotnet", [typeof(Result).Assembly.Location, "engine", cameraPhotos, $"{cameraRounds}", $"{cores}", Fresh("camera-engine"), CameraOperations]);
+var cameraPeer = await ChildAsync("node", [Path.Combine(root, "bench", "peer.js"), cameraPhotos, $"{cameraRounds}", $"{cores}", Fresh("camera-peer"), "resize"]);
 
 // The cluster: the API and the converter for the whole run, processors started afresh for each P.
 var nas = Fresh("nas");
@@ -60,13 +71,17 @@ long tiny = 0; // the photo of the trivial jobs
 try
 {
     await WaitUntilAsync(async () => (await http.GetAsync("/healthz")).IsSuccessStatusCode);
-    tiny = await UploadAsync(await File.ReadAllBytesAsync(Path.Combine(scratch, "tiny.png")), "tiny.png");
-    foreach (var processors in new[] { 1, cores })
-        rows.Add(($"cluster P={processors}", $"{processors} processors", await ClusterAsync(processors)));
-    var trivial = await TrivialJobsAsync();
-    var uploads = await UploadsAsync();
-    var apiPeakKb = PeakKb(started[0].Id);
-    Write(rows, trivial, uploads, apiPeakKb);
+    if (!cameraOnly)
+    {
+        tiny = await UploadAsync(await File.ReadAllBytesAsync(Path.Combine(scratch, "tiny.png")), "tiny.png");
+        foreach (var processors in new[] { 1, cores })
+            rows.Add(($"cluster P={processors}", $"{processors} processors", await ClusterAsync(processors)));
+        var trivial = await TrivialJobsAsync();
+        var uploads = await UploadsAsync();
+        var apiPeakKb = PeakKb(started[0].Id);
+        Write(rows, trivial, uploads, apiPeakKb);
+    }
+    await CameraAsync();
 }
 finally
 {
@@ -75,12 +90,16 @@ finally
 }
 
 // The engine: Magick.Convert, as a processor calls it, on `workers` threads taking the next image as they finish one.
-static Result Engine(string photos, int rounds, int workers, string output)
+static Result Engine(string photos, int rounds, int workers, string output, string operations)
 {
-    var outputs = Operations.Parse(OperationsFile);
+    var outputs = Operations.Parse(operations);
+    var pinging = (Clock: Stopwatch.StartNew(), Cpu: Process.GetCurrentProcess().TotalProcessorTime);
     var inputs = Directory.GetFiles(photos).Order().Select(path => (Path: path, Magick.Ping(path).Format)).ToArray();
+    Log($"engine: a header ping (one thread, its first included) took {pinging.Clock.Elapsed.TotalMilliseconds / inputs.Length:F2} ms, " +
+        $"{(Process.GetCurrentProcess().TotalProcessorTime - pinging.Cpu).TotalMilliseconds / inputs.Length:F2} ms of CPU");
     var tasks = (from round in Enumerable.Range(0, rounds) from input in inputs from step in outputs select (input, step)).ToArray();
     var ms = new ConcurrentBag<double>();
+    var cpu = Process.GetCurrentProcess().TotalProcessorTime;
     var clock = Stopwatch.StartNew();
     Parallel.ForEach(Partitioner.Create(tasks.Index(), EnumerablePartitionerOptions.NoBuffering),
         new ParallelOptions { MaxDegreeOfParallelism = workers }, task =>
@@ -92,7 +111,8 @@ static Result Engine(string photos, int rounds, int workers, string output)
                 throw new InvalidOperationException($"{path}: {error}");
             ms.Add(Stopwatch.GetElapsedTime(began).TotalMilliseconds);
         });
-    return new Result(clock.Elapsed.TotalSeconds, [.. ms], PeakKb(Environment.ProcessId));
+    var seconds = clock.Elapsed.TotalSeconds;
+    return new Result(seconds, [.. ms], PeakKb(Environment.ProcessId), (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);
 }
 
 // The cli: one `convert` per image and operation, `cores` at a time, each under GNU time for its peak memory.
@@ -236,7 +256,7 @@ async Task<uint> ConsumersAsync(string queue)
 Process Start(string project)
 {
     var log = Path.Combine(scratch, $"{project.ToLowerInvariant()}-{started.Count}.log");
-    var start = new ProcessStartInfo("bash", ["-c", $"exec dotnet {root}/{project}/bin/Release/net10.0/{project}.dll >>{log} 2>&1"]);
+    var start = new ProcessStartInfo("bash", ["-c", $"exec dotnet {Environment.GetEnvironmentVariable("SERVICES")}/{project}/{project}.dll >>{log} 2>&1"]);
     start.Environment["PROJECT"] = project;
     start.Environment["NAS"] = nas;
     start.Environment["API_KEY"] = "bench";
@@ -249,6 +269,8 @@ async Task<Result> ChildAsync(string program, string[] arguments)
     Log($"{program} {string.Join(' ', arguments)}");
     var start = new ProcessStartInfo(program, arguments) { RedirectStandardOutput = true };
     start.Environment["UV_THREADPOOL_SIZE"] = $"{cores}"; // sharp's worker threads
+    if (program == "node")
+        start.Environment.Remove("GLIBC_TUNABLES"); // bench.sh's, for our processes: sharp runs as a user would run it
     using var child = Process.Start(start)!;
     var output = await child.StandardOutput.ReadToEndAsync();
     await child.WaitForExitAsync();
@@ -288,6 +310,50 @@ static async Task WaitUntilAsync(Func<Task<bool>> condition)
 
 // CPU time a process (user and system) or the whole machine (all but idle) has used, in clock ticks of 10 ms.
 static long CpuTicks(int pid) => File.ReadAllText($"/proc/{pid}/stat").Split(')')[1].Split(' ') is var f ? long.Parse(f[12]) + long.Parse(f[13]) : 0;
+
+static long? TryCpuTicks(int pid)
+{
+    try
+    {
+        return CpuTicks(pid);
+    }
+    catch (IOException)
+    {
+        return null; // ended
+    }
+}
+
+// The processes of a server that bench.sh started: those whose command line names its folder, and their descendants.
+static List<int> ServerPids(string folder)
+{
+    var processes = new List<(int Pid, int Parent, string Command)>();
+    foreach (var pid in Directory.GetDirectories("/proc").Select(Path.GetFileName).Where(name => name!.All(char.IsAsciiDigit)).Select(int.Parse!))
+        try
+        {
+            var parent = int.Parse(File.ReadAllText($"/proc/{pid}/stat").Split(')')[^1].Split(' ')[2]);
+            processes.Add((pid, parent, File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' ')));
+        }
+        catch (IOException)
+        {
+        }
+    var found = processes.Where(p => p.Command.Contains(folder)).Select(p => p.Pid).ToHashSet();
+    while (processes.Where(p => found.Contains(p.Parent) && !found.Contains(p.Pid)).Select(p => p.Pid).ToList() is { Count: > 0 } children)
+        found.UnionWith(children);
+    return [.. found];
+}
+
+// Context switches of all the threads of a process, voluntary and not.
+static long Switches(int pid) => Directory.GetDirectories($"/proc/{pid}/task").Sum(task =>
+{
+    try
+    {
+        return File.ReadLines($"{task}/status").Where(line => line.Contains("ctxt_switches:")).Sum(line => long.Parse(line.Split(':')[1]));
+    }
+    catch (IOException)
+    {
+        return 0;
+    }
+});
 
 static long MachineTicks() => File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1..]
     .Select(long.Parse).Where((_, i) => i != 3 && i != 4).Sum(); // all but idle and iowait
@@ -342,12 +408,156 @@ void Write(List<(string Mode, string Workers, Result Result)> rows, (double[] Cl
         "| --- | ---: |",
         .. cpu,
     ];
+    WriteSection("bench", lines);
+}
+
+// Puts the lines between the markers of a section of the report (bench, camera), which are added if missing.
+void WriteSection(string section, string[] lines)
+{
     var table = string.Join('\n', lines);
     Console.WriteLine(table);
-    const string Begin = "<!-- bench:begin (./bench.sh writes what follows) -->", End = "<!-- bench:end -->";
-    var text = File.Exists(report) ? File.ReadAllText(report) : $"# Benchmarks\n\n{Begin}\n{End}\n";
+    string Begin = $"<!-- {section}:begin (./bench.sh writes what follows) -->", End = $"<!-- {section}:end -->";
+    var text = File.Exists(report) ? File.ReadAllText(report) : "# Benchmarks\n";
+    if (!text.Contains(Begin))
+        text += $"\n{Begin}\n{End}\n";
     var (from, to) = (text.IndexOf(Begin) + Begin.Length, text.IndexOf(End));
     File.WriteAllText(report, $"{text[..from]}\n{table}\n{text[to..]}");
+}
+
+// The camera mode: every photo uploaded by cores x 4 keep-alive clients; then P = cores processors started afresh and,
+// round after round, one operations file `resize 640x360` posted per photo by as many clients, each round timed from
+// its first post until its last job is done. The first round is the processors' first jobs (nothing compiled yet, no
+// connection open yet: no warm-up), the others are warm. Every job must end done with a 640x360 JPEG, read back.
+async Task CameraAsync()
+{
+    foreach (var old in started.Where(p => p.StartInfo.Environment["PROJECT"] == "Processor").ToList())
+    {
+        old.Kill();
+        old.WaitForExit();
+        started.Remove(old);
+    }
+    var clients = cores * 4;
+    var files = Directory.GetFiles(cameraPhotos).Order().Where((_, i) => !quick || i % 4 == 0).ToArray(); // --short: 48
+    // Every claim of a job, counted by a trigger in the benchmark's own database: a job claimed twice was processed twice.
+    await db.CreateConnection().ExecuteAsync("""
+        CREATE TABLE IF NOT EXISTS bench_claims (job_id bigint NOT NULL);
+        CREATE OR REPLACE FUNCTION bench_claim() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO bench_claims VALUES (NEW.id); RETURN NULL; END $$;
+        CREATE OR REPLACE TRIGGER bench_claims AFTER UPDATE OF status ON jobs FOR EACH ROW WHEN (NEW.status = 'running') EXECUTE FUNCTION bench_claim();
+        """);
+    var ids = new ConcurrentBag<long>();
+    var clock = Stopwatch.StartNew();
+    await Parallel.ForEachAsync(files, new ParallelOptions { MaxDegreeOfParallelism = clients },
+        async (file, _) => ids.Add(await UploadAsync(await File.ReadAllBytesAsync(file), Path.GetFileName(file))));
+    var uploadRate = files.Length / clock.Elapsed.TotalSeconds;
+    // This benchmark's own code, hot from the uploads, is recompiled in the background for a few seconds: not while the
+    // processors are measured. (The API and the converter idle meanwhile too, as a cluster between two bursts does.)
+    await Task.Delay(TimeSpan.FromSeconds(quick ? 1 : 5));
+    var firstJob = await db.CreateConnection().ExecuteScalarAsync<long>("SELECT coalesce(max(id), 0) FROM jobs");
+    var workers = Enumerable.Range(0, cores).Select(_ => Start("Processor")).ToList();
+    started.AddRange(workers);
+    await WaitUntilAsync(async () => await ConsumersAsync("jobs") == cores);
+    var rounds = new List<CameraRound>();
+    for (var round = 0; round <= cameraRounds; round++)
+        rounds.Add(await CameraRoundAsync([.. ids.Order()], clients));
+
+    var jobs = (await db.CreateConnection().QueryAsync<(long Id, string Status, string? Error, string? Output)>(
+        "SELECT id, status, error, output FROM jobs WHERE id > @firstJob", new { firstJob })).ToList();
+    var done = jobs.Count(job => job.Status == "done");
+    var sized = jobs.Count(job => job.Output is { } output && Magick.Ping(Path.Combine(nas, output)) is (640, 360, "jpeg", _));
+    var (claimed, twice) = await db.CreateConnection().QuerySingleAsync<(long, long)>("""
+        SELECT count(*), count(*) FILTER (WHERE claims > 1)
+        FROM (SELECT count(*) AS claims FROM bench_claims WHERE job_id > @firstJob GROUP BY job_id) AS jobs
+        """, new { firstJob });
+    var expected = rounds.Sum(round => round.Jobs);
+    WriteCamera(files, uploadRate, rounds, (expected, jobs.Count, done, sized, claimed, twice), workers.Max(worker => PeakKb(worker.Id)));
+    if (done != expected || sized != expected || twice > 0)
+        throw new InvalidOperationException($"camera mode: {done} of {expected} jobs done, {sized} outputs 640x360, {twice} processed twice: " +
+            string.Join("; ", jobs.Where(job => job.Error is not null).Select(job => job.Error).Distinct().Take(3)));
+}
+
+// One round of the camera mode: the operations posted, every job done, and the CPU each process used meanwhile.
+async Task<CameraRound> CameraRoundAsync(long[] ids, int clients)
+{
+    await using var poll = await db.OpenConnectionAsync(); // one connection, kept, for the many polls of the round
+    var first = await poll.ExecuteScalarAsync<long>("SELECT coalesce(max(id), 0) FROM conversions");
+    var (before, machineBefore) = (started.ToDictionary(p => p.Id, p => CpuTicks(p.Id)), MachineTicks());
+    var servers = new[] { ("Postgres", "db"), ("RabbitMQ", "bus") }.SelectMany(server => ServerPids(Path.Combine(scratch, server.Item2))
+        .Select(pid => (Name: server.Item1, Pid: pid))).Append((Name: "this benchmark's client", Pid: Environment.ProcessId))
+        .Select(server => (server.Name, server.Pid, Ticks: CpuTicks(server.Pid))).ToList();
+    var switches = started.ToDictionary(p => p.Id, p => Switches(p.Id));
+    var clock = Stopwatch.StartNew();
+    await Parallel.ForEachAsync(ids, new ParallelOptions { MaxDegreeOfParallelism = clients },
+        async (id, _) => await PostAsync($"/photos/{id}/operations", CameraOperations));
+    var posted = clock.Elapsed.TotalSeconds;
+    const string Finished = "SELECT count(*) FROM jobs WHERE conversion_id > @first AND status IN ('done', 'failed')";
+    await WaitUntilAsync(async () => await poll.ExecuteScalarAsync<long>(Finished, new { first }) == ids.Length);
+    var seconds = clock.Elapsed.TotalSeconds;
+    var cpu = started.Where(p => before.ContainsKey(p.Id)).GroupBy(p => p.StartInfo.Environment["PROJECT"]!)
+        .ToDictionary(g => g.Key, g => g.Sum(p => CpuTicks(p.Id) - before[p.Id]) / 100.0);
+    foreach (var server in servers.GroupBy(server => server.Name))
+        cpu[server.Key] = server.Sum(s => (TryCpuTicks(s.Pid) ?? s.Ticks) - s.Ticks) / 100.0;
+    var round = new CameraRound(ids.Length, seconds, posted, cpu, (MachineTicks() - machineBefore) / 100.0);
+    Log($"camera round: the processors' context switches per job: {(double)started.Where(p => p.StartInfo.Environment["PROJECT"] == "Processor")
+        .Sum(p => Switches(p.Id) - switches[p.Id]) / ids.Length:F1}");
+    Log($"camera round: {ids.Length / seconds:F1} images/s, CPU per job: {string.Join(", ", cpu.Select(c => $"{c.Key} {1000 * c.Value / ids.Length:F1} ms"))}, " +
+        $"all {1000 * round.Machine / ids.Length:F1} ms");
+    return round;
+}
+
+void WriteCamera(string[] files, double uploadRate, List<CameraRound> rounds,
+    (int Expected, int Jobs, int Done, int Sized, long Claimed, long Twice) check, long processorPeakKb)
+{
+    var (fresh, warm) = (rounds[0], rounds[1..]);
+    var warmJobs = warm.Sum(round => round.Jobs);
+    var warmRate = warmJobs / warm.Sum(round => round.Seconds);
+    double Cpu(IEnumerable<CameraRound> some, string project) => some.Sum(round => round.Cpu.GetValueOrDefault(project));
+    double PerJob(IEnumerable<CameraRound> some, string project) => 1000 * Cpu(some, project) / some.Sum(round => round.Jobs);
+    double Others(IEnumerable<CameraRound> some) => 1000 * some.Sum(round => round.Machine - round.Cpu.Values.Sum()) / some.Sum(round => round.Jobs);
+    double Idle(IEnumerable<CameraRound> some) => 1000 * some.Sum(round => cores * round.Seconds - round.Machine) / some.Sum(round => round.Jobs);
+    var engineCpu = 1000 * cameraEngine.CpuSeconds / cameraEngine.Ms.Length;
+    var bytes = files.Select(file => new FileInfo(file).Length / 1024).ToArray();
+    string[] lines =
+    [
+        $"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC by `./bench.sh{(quick ? " --short" : "")}{(cameraOnly ? " camera" : "")}` on {Machine()}.",
+        "",
+        $"Input: {files.Length} JPEGs of 1920x1080 at quality 88 ({bytes.Min()}-{bytes.Max()} KiB, median {bytes.Order().ElementAt(bytes.Length / 2)} KiB), cut from",
+        $"the 12 photos of mate-backgrounds' nature folder; one operations file, `{CameraOperations}`, per photo. The cluster: the photos",
+        $"uploaded first ({uploadRate:F0} /s), then P = {cores} processors started and the operations posted by {cores * 4} keep-alive clients, {rounds.Count} rounds.",
+        "",
+        "| mode | images | images/s | CPU per image | ms per image, median |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        $"| engine, `Magick.Convert` in process, {cores} threads | {cameraEngine.Ms.Length} | {cameraEngine.Rate:F1} | {engineCpu:F1} ms | {Percentile(cameraEngine.Ms, 0.5):F1} |",
+        $"| sharp (libvips), {cores} workers | {cameraPeer.Ms.Length} | {cameraPeer.Rate:F1} | {1000 * cameraPeer.CpuSeconds / cameraPeer.Ms.Length:F1} ms | {Percentile(cameraPeer.Ms, 0.5):F1} |",
+        $"| cluster P={cores}, the first {fresh.Jobs} jobs of fresh processors | {fresh.Jobs} | {fresh.Jobs / fresh.Seconds:F1} | {PerJob([fresh], "Processor"):F1} ms in processors | |",
+        $"| cluster P={cores}, warm: rounds 2-{rounds.Count} ({string.Join(", ", warm.Select(round => $"{round.Jobs / round.Seconds:F1}"))} /s) | {warmJobs} | {warmRate:F1} | {PerJob(warm, "Processor"):F1} ms in processors | |",
+        "",
+        "| ratio | measured | target |",
+        "| --- | ---: | ---: |",
+        $"| cluster warm / engine | {warmRate / cameraEngine.Rate:F2} | ≥ 0.75 |",
+        $"| cluster, first {fresh.Jobs} jobs / engine | {fresh.Jobs / fresh.Seconds / cameraEngine.Rate:F2} | ≥ 0.5 |",
+        $"| processors' CPU per job, warm / engine's CPU per image | {PerJob(warm, "Processor") / engineCpu:F2} | ≤ 1.3 |",
+        $"| the same, first {fresh.Jobs} jobs | {PerJob([fresh], "Processor") / engineCpu:F2} | |",
+        $"| cluster warm / sharp | {warmRate / cameraPeer.Rate:F2} | |",
+        $"| engine / sharp | {cameraEngine.Rate / cameraPeer.Rate:F2} | ≥ 1 |",
+        "",
+        "| check | result |",
+        "| --- | ---: |",
+        $"| jobs done, of the {check.Expected} posted | {check.Done} of {check.Jobs} made |",
+        $"| outputs read back as 640x360 JPEGs | {check.Sized} |",
+        $"| jobs processed more than once (claims counted by a trigger: {check.Claimed} jobs claimed) | {check.Twice} |",
+        $"| a processor's peak memory | {processorPeakKb / 1024} MiB |",
+        "",
+        $"Where the {cores} cores went, per job (CPU time from /proc over each round, divided by its jobs):",
+        "",
+        $"| process | first {fresh.Jobs} jobs | warm |",
+        "| --- | ---: | ---: |",
+        .. new[] { "Processor", "Api", "Converter", "Postgres", "RabbitMQ", "this benchmark's client" }
+            .Select(project => $"| {project} | {PerJob([fresh], project):F1} ms | {PerJob(warm, project):F1} ms |"),
+        $"| everything else: the kernel, other processes | {Others([fresh]):F1} ms | {Others(warm):F1} ms |",
+        $"| idle | {Idle([fresh]):F1} ms | {Idle(warm):F1} ms |",
+        $"| posting the operations files took | {fresh.Posted:F2} s | {warm.Average(round => round.Posted):F2} s a round |",
+    ];
+    WriteSection("camera", lines);
 }
 
 static string Describe(string path)
@@ -365,7 +575,10 @@ static string Machine()
         $"ImageMagick {Environment.GetEnvironmentVariable("IMAGEMAGICK_VERSION")}, sharp {Environment.GetEnvironmentVariable("SHARP_VERSION")}";
 }
 
-sealed record Result(double Seconds, double[] Ms, long PeakKb)
+sealed record CameraRound(int Jobs, double Seconds, double Posted, Dictionary<string, double> Cpu, double Machine);
+
+// CpuSeconds: what the process used over the timed part (engine and peer; the cluster's is measured from /proc).
+sealed record Result(double Seconds, double[] Ms, long PeakKb, double CpuSeconds = 0)
 {
     public double Rate => Ms.Length / Seconds;
 }
