@@ -463,7 +463,7 @@ async Task CameraAsync()
     var jobs = (await db.CreateConnection().QueryAsync<(long Id, string Status, string? Error, string? Output)>(
         "SELECT id, status, error, output FROM jobs WHERE id > @firstJob", new { firstJob })).ToList();
     var done = jobs.Count(job => job.Status == "done");
-    var sized = jobs.Count(job => job.Output is { } output && Magick.Ping(Path.Combine(nas, output)) is (640, 360, "jpeg", _));
+    var sized = jobs.Count(job => job.Output is { } output && Magick.Ping(Path.Combine(nas, output)) is (640, 360, "jpeg", _, _, _));
     var (claimed, twice) = await db.CreateConnection().QuerySingleAsync<(long, long)>("""
         SELECT count(*), count(*) FILTER (WHERE claims > 1)
         FROM (SELECT count(*) AS claims FROM bench_claims WHERE job_id > @firstJob GROUP BY job_id) AS jobs
