@@ -23,11 +23,11 @@ public static class ImageApi
     static async Task<Created<JsonElement>> Upload(HttpRequest request, NpgsqlConnection db)
     {
         var boundary = MediaTypeHeaderValue.TryParse(request.ContentType, out var type) ? HeaderUtilities.RemoveQuotes(type.Boundary).Value : null;
-        var (parts, source, name) = (boundary is null ? null : new MultipartReader(boundary, request.Body), (string?)null, $"{Guid.NewGuid():N}");
+        var (parts, source, name) = (boundary?.Length <= 70 ? new MultipartReader(boundary, request.Body) : null, (string?)null, $"{Guid.NewGuid():N}");
         await using var photo = new FileStream(Path.Combine(Env.Nas, "photos", name), FileMode.CreateNew, FileAccess.Write, FileShare.Read,
             bufferSize: 0, FileOptions.DeleteOnClose);
         while (parts is not null && await parts.ReadNextSectionAsync() is { } part)
-            if (part.AsFileSection() is { Name: "file" } file)
+            if (part.AsFileSection() is { Name: "file" } file && photo.Length == 0) // the first file sent, alone
                 await file.FileStream!.CopyToAsync(photo);
             else if (part.AsFormDataSection() is { Name: "source" } field)
                 source = await field.GetValueAsync();

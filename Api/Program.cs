@@ -31,7 +31,7 @@ app.Run();
 static int StatusOf(Exception exception) => exception switch
 {
     BadHttpRequestException bad => bad.StatusCode,
-    OperationsException or InvalidDataException => 400,
+    OperationsException or InvalidDataException or IOException { Source: "Microsoft.AspNetCore.WebUtilities" } => 400, // a broken form
     MagickException => 415,
     NpgsqlException => 503,
     _ => 500,

@@ -75,8 +75,8 @@ public static class Magick
                 throw new MagickException(Environment.TickCount64 >= deadline ? $"stopped at the time limit of {TimeLimit} s per job (JOB_SECONDS)"
                     : Marshal.PtrToStringUTF8(Marshal.ReadIntPtr(exception, ReasonOffset))!);
             var fields = Marshal.PtrToStringUTF8(metadata)!.Split('\n');
-            return (int.Parse(fields[0]), int.Parse(fields[1]), fields[2].ToLowerInvariant(), fields[3],
-                DateTime.TryParseExact(fields[4], "yyyy:MM:dd HH:mm:ss", null, DateTimeStyles.None, out var captured) ? captured : null,
+            return (int.Parse(fields[0]), int.Parse(fields[1]), fields[2].ToLowerInvariant(), fields[3], DateTime.TryParseExact(fields[4],
+                "yyyy:MM:dd HH:mm:ss", CultureInfo.InvariantCulture, DateTimeStyles.AllowWhiteSpaces, out var captured) ? captured : null,
                 fields[5].Trim() is { Length: > 0 } camera ? camera : null);
         }
         finally

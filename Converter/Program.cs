@@ -3,7 +3,7 @@ var bus = await Bus.ConnectAsync();
 
 // A dead-lettered job, one its processors failed on at every delivery, is recorded as failed: nothing waits for it.
 var deadLetters = await bus.ConsumeAsync("jobs.dead", prefetch: 8, async message => await db.CreateConnection().ExecuteAsync("""
-    UPDATE jobs SET status = 'failed', error = 'gave up after 5 deliveries, each of which failed (see the processor log)'
+    UPDATE jobs SET status = 'failed', updated = now(), error = 'gave up after 5 deliveries, each of which failed (see the processor log)'
     WHERE id = @Id AND status IN ('queued', 'running')
     """, message));
 

@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated        timestamptz NOT NULL DEFAULT now(),
     UNIQUE (conversion_id, name)             -- a redelivered conversion cannot add its jobs twice
 );
-CREATE INDEX IF NOT EXISTS jobs_by_update ON jobs (updated); -- the status page's last hour and latest failures
+CREATE INDEX IF NOT EXISTS jobs_by_update ON jobs (updated); -- the status page's last hour
+CREATE INDEX IF NOT EXISTS jobs_failed ON jobs (updated) WHERE status = 'failed'; -- and its latest failures, however rare
 
 
 -- The API's JSON documents, derived here so that each has one definition beside its data.

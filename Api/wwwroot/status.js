@@ -9,14 +9,19 @@ const keyForm = document.getElementById("key");
 const thumbnails = new Map(); // job id → object URL of its output, fetched once
 
 if (location.hash.startsWith("#key=")) {
-  sessionStorage.setItem("apiKey", decodeURIComponent(location.hash.slice(5)));
-  history.replaceState(null, "", location.pathname); // out of sight, and out of the history
+  const key = location.hash.slice(5);
+  try {
+    sessionStorage.setItem("apiKey", decodeURIComponent(key));
+  } catch {
+    sessionStorage.setItem("apiKey", key); // a key with a bare % in it, as typed
+  }
+  history.replaceState(null, "", location.pathname); // out of the address bar, and this tab's history entry
 }
 
 keyForm.addEventListener("submit", event => {
   event.preventDefault();
   sessionStorage.setItem("apiKey", keyForm.elements.key.value);
-  refresh();
+  refresh(); // at once; the regular refreshes go on as they were
 });
 
 async function get(path) {
@@ -43,6 +48,7 @@ async function refresh() {
   } catch (error) {
     if (error.unauthorized) {
       keyForm.hidden = false;
+      document.getElementById("status").hidden = true; // a key refused (a new session's) shows nothing it had shown
       document.getElementById("key-problem").textContent = sessionStorage.getItem("apiKey") ? "that key was refused" : "";
     }
     const updated = document.getElementById("updated");
@@ -99,6 +105,18 @@ async function showLatest(conversions) {
     return row;
   }));
   latest.replaceChildren(...rows);
+  forgetThumbnails(conversions);
+}
+
+// Outputs no longer among the latest are let go, so that a page left open for days holds only what it shows.
+function forgetThumbnails(conversions) {
+  const shown = new Set(conversions.flatMap(conversion => conversion.jobs.map(job => job.id)));
+  for (const [id, url] of thumbnails) {
+    if (!shown.has(id)) {
+      URL.revokeObjectURL(url);
+      thumbnails.delete(id);
+    }
+  }
 }
 
 async function thumbnail(job) {
@@ -129,5 +147,10 @@ function element(tag, className = "", text) {
   return node;
 }
 
-refresh();
-setInterval(refresh, REFRESH_MS);
+// Each refresh starts once the one before has finished, so that a slow one is never overtaken.
+async function keepRefreshing() {
+  await refresh();
+  setTimeout(keepRefreshing, REFRESH_MS);
+}
+
+keepRefreshing();

@@ -92,6 +92,36 @@ public sealed class PhotoTests(Cluster cluster)
         Assert.Equal(photo, await http.GetByteArrayAsync($"/photos/{id}/original"));
     }
 
+    [Theory]
+    [InlineData("")] // a multipart type, and no body
+    [InlineData("hello, camera")] // no part at all
+    [InlineData("--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\nno closing boundary")]
+    public async Task ABrokenMultipartBodyIs400(string body)
+    {
+        var content = new StringContent(body);
+        content.Headers.ContentType = System.Net.Http.Headers.MediaTypeHeaderValue.Parse("multipart/form-data; boundary=x");
+
+        await (await http.PostAsync("/photos", content)).AssertProblemAsync(HttpStatusCode.BadRequest,
+            "Unexpected end of Stream, the content may have already been read by another component. ");
+    }
+
+    [Fact]
+    public async Task OfTwoFilesInOneUploadTheFirstIsThePhoto()
+    {
+        var first = File.ReadAllBytes(Helpers.Sample("aqua"));
+        using var form = new MultipartFormDataContent
+        {
+            { new ByteArrayContent(first), "file", "aqua.jpg" },
+            { new ByteArrayContent(File.ReadAllBytes(Helpers.Sample("meadow"))), "file", "meadow.png" },
+        };
+        var response = await http.PostAsync("/photos", form);
+
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        var photo = await response.Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal(first.Length, photo.GetProperty("bytes").GetInt64());
+        Assert.Equal(first, await http.GetByteArrayAsync($"/photos/{photo.GetProperty("id").GetInt64()}/original"));
+    }
+
     [Fact]
     public async Task AnUploadCutOffHalfwayLeavesNothingOnTheNas()
     {
