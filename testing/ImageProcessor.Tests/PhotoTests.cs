@@ -72,7 +72,7 @@ public sealed class PhotoTests(Cluster cluster)
         var photo = File.ReadAllBytes(Helpers.Sample("storm")); // 678 KiB
         var half = new TaskCompletionSource();
         var resume = new TaskCompletionSource();
-        var upload = http.PostAsync("/photos", new PausedMultipart(photo, half, resume).Typed());
+        var upload = http.PostAsync("/photos", new PausedMultipart(photo, half, resume));
 
         // Half the body sent, the rest held back: the photo is already on the NAS, under its temporary name.
         await half.Task.WaitAsync(TimeSpan.FromSeconds(10));
@@ -128,7 +128,7 @@ public sealed class PhotoTests(Cluster cluster)
         var photos = Path.Combine(cluster.Nas, "photos");
         var before = Directory.GetFiles(photos).Length;
         var (half, resume) = (new TaskCompletionSource(), new TaskCompletionSource());
-        var upload = http.PostAsync("/photos", new PausedMultipart(File.ReadAllBytes(Helpers.Sample("storm")), half, resume).Typed());
+        var upload = http.PostAsync("/photos", new PausedMultipart(File.ReadAllBytes(Helpers.Sample("storm")), half, resume));
         await half.Task.WaitAsync(TimeSpan.FromSeconds(10));
         await Task.Delay(500);
         resume.SetException(new IOException("the camera lost its connection")); // the body ends halfway, the connection drops
@@ -143,9 +143,17 @@ public sealed class PhotoTests(Cluster cluster)
     static long[] Ids(JsonElement page) => [.. page.EnumerateArray().Select(photo => photo.GetProperty("id").GetInt64())];
 
     /// <summary>A multipart upload whose body stops halfway until told to go on.</summary>
-    sealed class PausedMultipart(byte[] photo, TaskCompletionSource half, TaskCompletionSource resume) : HttpContent
+    sealed class PausedMultipart : HttpContent
     {
         const string Boundary = "paused-boundary";
+        readonly byte[] photo;
+        readonly TaskCompletionSource half, resume;
+
+        public PausedMultipart(byte[] photo, TaskCompletionSource half, TaskCompletionSource resume)
+        {
+            (this.photo, this.half, this.resume) = (photo, half, resume);
+            Headers.ContentType = System.Net.Http.Headers.MediaTypeHeaderValue.Parse($"multipart/form-data; boundary={Boundary}");
+        }
 
         protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context)
         {
@@ -164,12 +172,6 @@ public sealed class PhotoTests(Cluster cluster)
         {
             length = -1;
             return false;
-        }
-
-        public PausedMultipart Typed()
-        {
-            Headers.ContentType = System.Net.Http.Headers.MediaTypeHeaderValue.Parse($"multipart/form-data; boundary={Boundary}");
-            return this;
         }
     }
 }
