@@ -1,102 +1,97 @@
 namespace ImageProcessor;
 
-/// <summary>ImageMagick 6 (Q16, as Debian ships it), bound directly since our package source has no Magick.NET, and
-/// driven in process through its own command layer: each step becomes the `convert` option of that name, so it means
-/// exactly what it means to ImageMagick. A failure carries ImageMagick's own reason: Ping throws it, Convert returns it.</summary>
+/// <summary>ImageMagick 7 through Magick.NET, as every service reads and writes images: under our policy, the first frame
+/// of a photo whose format is named, a time limit per job, outputs written whole or not at all, and ImageMagick's own
+/// reason in every failure. Ping throws it (a MagickException); Convert returns it.</summary>
 public static class Magick
 {
-    const string Wand = "libMagickWand-6.Q16.so.6", Core = "libMagickCore-6.Q16.so.6";
-    const int ReasonOffset = 8; // MagickCore's ExceptionInfo (magick/exception.h) begins: int severity, error_number; char *reason
     static readonly int TimeLimit = int.Parse(Env.Get("JOB_SECONDS", "60"));
-    // ImageMagick asks the progress monitor as it goes, and stops when told; the deadline comes as the client data.
-    static readonly ProgressMonitor BeforeDeadline = (_, _, _, deadline) => Environment.TickCount64 < deadline;
-    delegate bool ProgressMonitor(nint text, long offset, ulong span, nint deadline);
 
-    static Magick()
+    [ModuleInitializer] // before any code of Common runs in a service, so each is under the policy or does not start
+    internal static void LoadPolicy()
     {
-        // Our policy.xml, beside the program, refuses every coder but the five formats, all delegates and @file
-        // indirection, caps memory, size and frames, and allows one thread. .NET keeps its own signal handlers.
-        setenv("MAGICK_CONFIGURE_PATH", AppContext.BaseDirectory, overwrite: 1);
-        MagickCoreGenesis(null, establishSignalHandlers: false);
+        // Our policy.xml refuses every coder but the five formats, all delegates and @file reads, caps memory, size and frames,
+        // allows one thread. Magick.NET writes it and ImageMagick's other settings into a folder of this process's, gone at exit.
+        var (files, policy) = (ConfigurationFiles.Default, Path.Combine(AppContext.BaseDirectory, "policy.xml"));
+        files.Policy.Data = File.ReadAllText(policy);
+        var folder = MagickNET.Initialize(files);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(folder, recursive: true);
+        // Magick.NET ignores settings given after anything of it has run, and says nothing: so what ImageMagick enforces is
+        // read back (a list-length of 32 is ours alone), and the service does not start without it.
+        if (ResourceLimits.ListLength != 32)
+            throw new InvalidOperationException($"ImageMagick does not enforce {policy}: its list-length is not 32");
     }
 
     /// <summary>Reads only the header of the first frame, without its pixels; Captured and Camera come from its EXIF.</summary>
-    public static Header Ping(string path) => Run(["-ping", $"{path}[0]", "null:"]);
+    public static Header Ping(string path)
+    {
+        using var image = new MagickImage();
+        image.Ping(path, new MagickReadSettings { FrameIndex = 0, FrameCount = 1 });
+        return ((int)image.Width, (int)image.Height, image.Format.ToString().ToLowerInvariant(), image.Orientation.ToString(),
+            DateTime.TryParseExact(image.GetAttribute("exif:DateTimeOriginal"), "yyyy:MM:dd HH:mm:ss", CultureInfo.InvariantCulture,
+                DateTimeStyles.AllowWhiteSpaces, out var captured) ? captured : null,
+            image.GetAttribute("exif:Model")?.Trim() is { Length: > 0 } camera ? camera : null);
+    }
 
     /// <summary>Applies the steps to the first frame of input, whose format is named so that its content cannot choose
     /// another coder, and writes output atomically: whole or not at all. Returns the output's size, or why it failed.</summary>
     public static (int? Width, int? Height, string? Error) Convert(string input, string inputFormat, Step[] steps, string output, string format)
     {
-        var temp = $"{output}.{Guid.NewGuid():N}.tmp";
+        var (temp, deadline) = ($"{output}.{Guid.NewGuid():N}.tmp", Environment.TickCount64 + TimeLimit * 1000L);
         Directory.CreateDirectory(Path.GetDirectoryName(output)!);
         try
         {
             var (hint, shrunk) = ShrinkOnLoad(input, inputFormat, steps);
-            var image = Run([.. hint, $"{inputFormat}:{input}[0]", .. shrunk.SelectMany(Operations.Options), $"{format}:{temp}"]);
+            using var image = new MagickImage(input, new MagickReadSettings
+                { Format = Enum.Parse<MagickFormat>(inputFormat, ignoreCase: true), FrameIndex = 0, FrameCount = 1, Defines = hint });
+            // ImageMagick asks as it goes whether to go on (told before the read, it would ask the image the read replaces).
+            // A step told to stop ends as if it had finished, or with its image gone: past the deadline, either is the limit.
+            image.Progress += (_, progress) => progress.Cancel = Environment.TickCount64 >= deadline;
+            foreach (var step in shrunk)
+                Operations.Apply(image, step);
+            image.Write(temp, Enum.Parse<MagickFormat>(format, ignoreCase: true));
+            if (Environment.TickCount64 >= deadline)
+                throw new TimeoutException();
             File.Move(temp, output, overwrite: true);
-            return (image.Width, image.Height, null);
+            return ((int)image.Width, (int)image.Height, null);
         }
-        catch (MagickException e)
+        catch (Exception e) when (e is MagickException || Environment.TickCount64 >= deadline)
         {
-            return (null, null, e.Message);
+            return (null, null, Environment.TickCount64 < deadline ? e.Message : $"stopped at the time limit of {TimeLimit} s per job (JOB_SECONDS)");
         }
         finally
         {
-            File.Delete(temp); // what a failed or stopped command wrote; nothing once published
+            File.Delete(temp); // what a failed or stopped job wrote; nothing once published
         }
     }
 
     // libjpeg decodes at 1/2, 1/4, 1/8... of the size when told the size wanted (jpeg:size; above the photo's it enlarges):
     // a first resize that halves the photo or more never decodes the pixels it drops, and is told the exact size it would
     // have made of the whole. A photo on its side is decoded whole, as an autoorient before the resize would turn it.
-    static (string[] Hint, Step[] Steps) ShrinkOnLoad(string input, string format, Step[] steps)
+    static (JpegReadDefines? Hint, Step[] Steps) ShrinkOnLoad(string input, string format, Step[] steps)
     {
         var at = Array.FindIndex(steps, step => step.Op is not ("autoorient" or "grayscale" or "flip" or "flop" or "strip"));
-        if (format != "jpeg" || at < 0 || steps[at] is not { Op: "resize" or "thumbnail" } resize)
-            return ([], steps);
+        if (format != "jpeg" || at < 0 || steps[at] is not { Op: "resize" or "thumbnail" } resize || resize.Arg.EndsWith('<'))
+            return (null, steps); // (only enlarging, <, never halves)
         var (width, height, _, orientation, _, _) = Ping(input);
-        var (x, y, w, h) = ((nint)0, (nint)0, (nuint)width, (nuint)height);
-        ParseMetaGeometry(resize.Arg, ref x, ref y, ref w, ref h); // the size ImageMagick's resize makes of the photo
-        return 2 * w > (nuint)width || 2 * h > (nuint)height || orientation is "LeftTop" or "RightTop" or "RightBottom" or "LeftBottom"
-            ? ([], steps) : (["-define", $"jpeg:size={w}x{h}"], [.. steps[..at], resize with { Arg = $"{w}x{h}!" }, .. steps[(at + 1)..]]);
+        var (w, h) = Resized(new MagickGeometry(resize.Arg), width, height);
+        return 2 * w > width || 2 * h > height || orientation is "LeftTop" or "RightTop" or "RightBottom" or "LeftBottom"
+            ? (null, steps) : (new JpegReadDefines { Size = new MagickGeometry((uint)w, (uint)h) },
+                [.. steps[..at], resize with { Arg = $"{w}x{h}!" }, .. steps[(at + 1)..]]);
     }
 
-    // Runs `convert` in process; it reports the image it made as -format tells, a field a line. An operation stopped at the
-    // deadline may leave its image as it was and the command going on: the clock decides.
-    static Header Run(string[] options)
+    // The size ImageMagick's resize makes of an image (its ParseMetaGeometry, not in Magick.NET) for the parser's geometries,
+    // a side not given being 0: P%; exact (!) with that side kept; fitted, or filling (^) with it as the other; > as plain.
+    static (int Width, int Height) Resized(MagickGeometry geometry, int width, int height)
     {
-        var (imageInfo, exception, metadata) = (AcquireImageInfo(), AcquireExceptionInfo(), (nint)0);
-        string[] arguments = ["convert", "-format", @"%w\n%h\n%m\n%[orientation]\n%[EXIF:DateTimeOriginal]\n%[EXIF:Model]", .. options];
-        var deadline = Environment.TickCount64 + TimeLimit * 1000L;
-        SetImageInfoProgressMonitor(imageInfo, BeforeDeadline, (nint)deadline);
-        try
-        {
-            if (!ConvertImageCommand(imageInfo, arguments.Length, arguments, ref metadata, exception) | Environment.TickCount64 >= deadline)
-                throw new MagickException(Environment.TickCount64 >= deadline ? $"stopped at the time limit of {TimeLimit} s per job (JOB_SECONDS)"
-                    : Marshal.PtrToStringUTF8(Marshal.ReadIntPtr(exception, ReasonOffset))!);
-            var fields = Marshal.PtrToStringUTF8(metadata)!.Split('\n');
-            return (int.Parse(fields[0]), int.Parse(fields[1]), fields[2].ToLowerInvariant(), fields[3], DateTime.TryParseExact(fields[4],
-                "yyyy:MM:dd HH:mm:ss", CultureInfo.InvariantCulture, DateTimeStyles.AllowWhiteSpaces, out var captured) ? captured : null,
-                fields[5].Trim() is { Length: > 0 } camera ? camera : null);
-        }
-        finally
-        {
-            RelinquishMagickMemory(metadata);
-            DestroyExceptionInfo(exception);
-            DestroyImageInfo(imageInfo);
-        }
+        var (w, h) = (geometry.Width / (double)width, geometry.Height / (double)height); // the scale each side asks for
+        if (geometry.IsPercentage)
+            return (Round(geometry.Width / 100.0 * width), Round(geometry.Height / 100.0 * height));
+        if (!geometry.IgnoreAspectRatio)
+            w = h = geometry.FillArea ? Math.Max(w == 0 ? geometry.Height / (double)width : w, h == 0 ? geometry.Width / (double)height : h)
+                : Math.Min(w == 0 ? h : w, h == 0 ? w : h);
+        return (Math.Max(Round((w == 0 ? 1 : w) * width), 1), Math.Max(Round((h == 0 ? 1 : h) * height), 1));
     }
 
-    [DllImport("libc")] static extern int setenv(string name, string value, int overwrite);
-    [DllImport(Core)] static extern void MagickCoreGenesis(string? path, bool establishSignalHandlers);
-    [DllImport(Core)] static extern nint AcquireImageInfo();
-    [DllImport(Core)] static extern nint DestroyImageInfo(nint imageInfo);
-    [DllImport(Core)] static extern nint AcquireExceptionInfo();
-    [DllImport(Core)] static extern nint DestroyExceptionInfo(nint exception);
-    [DllImport(Core)] static extern nint RelinquishMagickMemory(nint memory);
-    [DllImport(Core)] static extern nint SetImageInfoProgressMonitor(nint imageInfo, ProgressMonitor monitor, nint clientData);
-    [DllImport(Core)] static extern int ParseMetaGeometry(string geometry, ref nint x, ref nint y, ref nuint width, ref nuint height);
-    [DllImport(Wand)] static extern bool ConvertImageCommand(nint imageInfo, int argc, string[] argv, ref nint metadata, nint exception);
+    static int Round(double value) => (int)Math.Floor(value + 0.5);
 }
-
-public sealed class MagickException(string message) : Exception(message);

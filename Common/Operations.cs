@@ -10,30 +10,37 @@ public static class Operations
     static readonly Regex Sides = new(@"^(?<w>\d{1,6})?(?:x(?<h>\d{1,6})?)?[!^<>]?$|^(?<p>\d{1,4})%$");
     static readonly Regex Crop = new(@"^(?<w>\d{1,6})x(?<h>\d{1,6})(?:[+-]\d{1,6}[+-]\d{1,6})?$");
 
-    // Each operation as README's table gives it: how its argument is written and checked, and the `convert` options it
-    // becomes, which Magick runs. Six take no argument.
-    static readonly Dictionary<string, (string Usage, Func<string, bool> IsValid, Func<string, string[]> Options)> Definitions = new(
-        new[] { "flip", "flop", "normalize", "strip" }.ToDictionary(op => op, op => NoArgument($"-{op}")))
+    // Each operation as README's table gives it: how its argument is written and checked, and what it does to the image:
+    // the Magick.NET call that is ImageMagick's option of the same name (the table's last column).
+    static readonly Dictionary<string, Definition> Definitions = new()
     {
-        ["autoorient"] = NoArgument("-auto-orient"),
-        ["grayscale"] = NoArgument("-colorspace", "gray"),
-        ["resize"] = (Geometry, IsGeometry, arg => ["-resize", arg]),
-        ["thumbnail"] = (Geometry, IsGeometry, arg => ["-thumbnail", arg]),
-        ["crop"] = ("WxH or WxH+X+Y", arg => Crop.Match(arg) is { Success: true } m && AreSides(m), arg => arg.IndexOfAny(['+', '-']) < 0
-            ? ["-gravity", "center", "-crop", $"{arg}+0+0", "+gravity", "+repage"] : ["-crop", arg, "+repage"]),
-        ["rotate"] = ("degrees from -360 to 360", arg => IsNumber(arg, -360, 360), arg => ["-rotate", arg]),
+        ["autoorient"] = NoArgument(image => image.AutoOrient()),
+        ["flip"] = NoArgument(image => image.Flip()),
+        ["flop"] = NoArgument(image => image.Flop()),
+        ["grayscale"] = NoArgument(image => image.ColorSpace = ColorSpace.Gray),
+        ["normalize"] = NoArgument(image => image.Normalize()),
+        ["strip"] = NoArgument(image => image.Strip()),
+        ["resize"] = (Geometry, IsGeometry, (image, arg) => image.Resize(new MagickGeometry(arg))),
+        ["thumbnail"] = (Geometry, IsGeometry, (image, arg) => image.Thumbnail(new MagickGeometry(arg))),
+        ["crop"] = ("WxH or WxH+X+Y", arg => Crop.Match(arg) is { Success: true } m && AreSides(m), (image, arg) =>
+        {
+            image.Crop(new MagickGeometry(arg), arg.IndexOfAny(['+', '-']) < 0 ? Gravity.Center : Gravity.Undefined);
+            image.ResetPage();
+        }),
+        ["rotate"] = ("degrees from -360 to 360", arg => IsNumber(arg, -360, 360), (image, arg) => image.Rotate(Number(arg))),
         // Bounded by what a sane use needs: sharpen's cost grows with sigma squared (5 takes 8 s on 4 MP), blur's with sigma.
         // Radius 0: ImageMagick picks one to suit sigma.
-        ["blur"] = ("a sigma from 0 to 50", arg => IsNumber(arg, 0, 50), arg => ["-blur", $"0x{arg}"]),
-        ["sharpen"] = ("a sigma from 0 to 5", arg => IsNumber(arg, 0, 5), arg => ["-sharpen", $"0x{arg}"]),
-        ["quality"] = ("a whole number from 1 to 100", arg => int.TryParse(arg, out var q) && q is >= 1 and <= 100, arg => ["-quality", arg]),
-        ["modulate"] = ("brightness[,saturation[,hue]], each from 0 to 200",
-            arg => arg.Split(',') is { Length: <= 3 } parts && parts.All(part => IsNumber(part, 0, 200)), arg => ["-modulate", arg]),
-        ["format"] = (string.Join(", ", Formats), Formats.Contains, _ => []), // names the output file instead
+        ["blur"] = ("a sigma from 0 to 50", arg => IsNumber(arg, 0, 50), (image, arg) => image.Blur(0, Number(arg))),
+        ["sharpen"] = ("a sigma from 0 to 5", arg => IsNumber(arg, 0, 5), (image, arg) => image.Sharpen(0, Number(arg))),
+        ["quality"] = ("a whole number from 1 to 100", arg => int.TryParse(arg, out var q) && q is >= 1 and <= 100,
+            (image, arg) => image.Quality = uint.Parse(arg)),
+        ["modulate"] = ("brightness[,saturation[,hue]], each from 0 to 200", arg => arg.Split(',') is { Length: <= 3 } parts
+            && parts.All(part => IsNumber(part, 0, 200)), (image, arg) => Modulate(image, [.. arg.Split(',').Select(Number), 100, 100])),
+        ["format"] = (string.Join(", ", Formats), Formats.Contains, (_, _) => { }), // names the output file instead
     };
 
-    /// <summary>The options of ImageMagick's `convert` that a parsed step stands for.</summary>
-    public static string[] Options(Step step) => Definitions[step.Op].Options(step.Arg);
+    /// <summary>Does to the image what a parsed step stands for.</summary>
+    public static void Apply(MagickImage image, Step step) => Definitions[step.Op].Apply(image, step.Arg);
 
     public static List<Output> Parse(string text)
     {
@@ -72,7 +79,8 @@ public static class Operations
     }
 
     static OperationsException Error(int line, string message) => new($"line {line}: {message}");
-    static (string, Func<string, bool>, Func<string, string[]>) NoArgument(params string[] options) => ("no argument", arg => arg == "", _ => options);
+    static Definition NoArgument(Action<MagickImage> apply) => ("no argument", arg => arg == "", (image, _) => apply(image));
+    static void Modulate(MagickImage image, double[] percents) => image.Modulate(new(percents[0]), new(percents[1]), new(percents[2]));
     // Sides up to 10000 pixels and scales up to 400% bound the size of every output.
     static bool IsGeometry(string arg) => Sides.Match(arg) is { Success: true } m && (m.Groups["p"].Success
         ? int.Parse(m.Groups["p"].Value) is >= 1 and <= 400
@@ -81,6 +89,7 @@ public static class Operations
         new[] { m.Groups["w"], m.Groups["h"] }.All(side => !side.Success || int.Parse(side.Value) is >= 1 and <= 10000);
     static bool IsNumber(string arg, double min, double max) =>
         double.TryParse(arg, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max;
+    static double Number(string arg) => double.Parse(arg, NumberStyles.Float, CultureInfo.InvariantCulture);
 }
 
 // One line of an operations file is an output image, made by steps: operations with their argument ("" for none).

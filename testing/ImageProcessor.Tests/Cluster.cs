@@ -75,9 +75,7 @@ public sealed class Cluster : IAsyncLifetime
 
     void Start(string project)
     {
-        // Built by the test project's references, in the same configuration as the tests themselves.
-        var configuration = Path.GetFileName(Path.GetDirectoryName(AppContext.BaseDirectory.TrimEnd('/')));
-        var dll = Path.Combine(Root, project, "bin", configuration!, "net10.0", $"{project}.dll");
+        var dll = Built(project);
         var log = Path.Combine(Scratch, $"{project.ToLowerInvariant()}-{processes.Count}.log");
         var start = new ProcessStartInfo("bash", ["-c", $"exec dotnet {dll} >>{log} 2>&1"]) { WorkingDirectory = Scratch };
         start.Environment["PROJECT"] = project;
@@ -88,6 +86,13 @@ public sealed class Cluster : IAsyncLifetime
         start.Environment["MAX_PIXELS"] = $"{MaxPixels}";
         start.Environment["JOB_SECONDS"] = $"{JobSeconds}";
         processes.Add(Process.Start(start)!);
+    }
+
+    /// <summary>A service's program, built by the test project's references in the same configuration as the tests.</summary>
+    public static string Built(string project)
+    {
+        var configuration = Path.GetFileName(Path.GetDirectoryName(AppContext.BaseDirectory.TrimEnd('/')));
+        return Path.Combine(Root, project, "bin", configuration!, "net10.0", $"{project}.dll");
     }
 
     async Task<bool> IsHealthyAsync()
