@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source ./services.sh
-install_missing postgresql-15 rabbitmq-server libmagickwand-6.q16-6 imagemagick time nodejs acl
+install_missing postgresql-15 rabbitmq-server imagemagick time nodejs acl
 
 scratch=$(mktemp -d /tmp/imageprocessor-bench.XXXXXX)
 trap 'stop_started; rm -rf "$scratch"' EXIT

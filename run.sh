@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source ./services.sh
-install_missing postgresql-15 rabbitmq-server libmagickwand-6.q16-6 curl acl
+install_missing postgresql-15 rabbitmq-server curl acl
 API_PORT=${API_PORT:-8080} POSTGRES_PORT=${POSTGRES_PORT:-5432} RABBITMQ_PORT=${RABBITMQ_PORT:-5672}
 MANAGEMENT_PORT=${MANAGEMENT_PORT:-15672}
 

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 source ./services.sh
-install_missing postgresql-15 rabbitmq-server libmagickwand-6.q16-6 imagemagick docker-compose curl acl chromium
+install_missing postgresql-15 rabbitmq-server imagemagick docker-compose curl acl chromium
 
 scratch=$(mktemp -d /tmp/imageprocessor-test.XXXXXX)
 trap 'stop_started; rm -rf "$scratch"' EXIT

@@ -50,9 +50,7 @@ public static class Magick
             foreach (var step in shrunk)
                 Operations.Apply(image, step);
             image.Write(temp, Enum.Parse<MagickFormat>(format, ignoreCase: true));
-            if (Environment.TickCount64 >= deadline)
-                throw new TimeoutException();
-            File.Move(temp, output, overwrite: true);
+            File.Move(temp, Environment.TickCount64 < deadline ? output : throw new TimeoutException(), overwrite: true);
             return ((int)image.Width, (int)image.Height, null);
         }
         catch (Exception e) when (e is MagickException || Environment.TickCount64 >= deadline)
@@ -85,13 +83,11 @@ public static class Magick
     static (int Width, int Height) Resized(MagickGeometry geometry, int width, int height)
     {
         var (w, h) = (geometry.Width / (double)width, geometry.Height / (double)height); // the scale each side asks for
-        if (geometry.IsPercentage)
-            return (Round(geometry.Width / 100.0 * width), Round(geometry.Height / 100.0 * height));
-        if (!geometry.IgnoreAspectRatio)
+        if (!geometry.IsPercentage && !geometry.IgnoreAspectRatio)
             w = h = geometry.FillArea ? Math.Max(w == 0 ? geometry.Height / (double)width : w, h == 0 ? geometry.Width / (double)height : h)
                 : Math.Min(w == 0 ? h : w, h == 0 ? w : h);
-        return (Math.Max(Round((w == 0 ? 1 : w) * width), 1), Math.Max(Round((h == 0 ? 1 : h) * height), 1));
+        return geometry.IsPercentage ? (Round(geometry.Width / 100.0 * width), Round(geometry.Height / 100.0 * height))
+            : (Math.Max(Round((w == 0 ? 1 : w) * width), 1), Math.Max(Round((h == 0 ? 1 : h) * height), 1));
     }
-
     static int Round(double value) => (int)Math.Floor(value + 0.5);
 }

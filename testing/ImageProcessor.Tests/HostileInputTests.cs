@@ -59,7 +59,7 @@ public sealed class HostileInputTests(Cluster cluster)
 
         Assert.Contains("not authorized by the security policy `SVG'", Assert.ThrowsAny<MagickException>(() => Magick.Ping(svg)).Message);
         Assert.Contains("not authorized by the security policy `MSL'", Assert.ThrowsAny<MagickException>(() => Magick.Ping($"msl:{svg}")).Message);
-        Assert.Contains("not authorized by the security policy `@", Assert.ThrowsAny<MagickException>(() => Magick.Ping($"@{svg}")).Message);
+        Assert.Contains("not authorized by the security policy", Assert.ThrowsAny<MagickException>(() => Magick.Ping($"@{svg}")).Message);
     }
 
     [Fact]
