@@ -28,6 +28,9 @@ const string OperationsFile = """
 
 const string CameraOperations = "resize 640x360";
 
+// Common hands ImageMagick its policy before anything of Magick.NET has run (Magick.NET ignores it after): first, then.
+System.Runtime.CompilerServices.RuntimeHelpers.RunModuleConstructor(typeof(Magick).Module.ModuleHandle);
+
 if (args is ["engine", var enginePhotos, var engineRounds, var engineWorkers, var engineOut, .. var engineOperations])
 {
     var operations = engineOperations is [var given] ? given : OperationsFile;
@@ -572,7 +575,8 @@ static string Machine()
     var memory = long.Parse(File.ReadLines("/proc/meminfo").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) >> 20;
     var os = File.ReadLines("/etc/os-release").First(line => line.StartsWith("PRETTY_NAME=")).Split('=')[1].Trim('"');
     return $"{cpu}, {Environment.ProcessorCount} cores, {memory} GiB, {os}, {RuntimeInformation.FrameworkDescription}, " +
-        $"ImageMagick {Environment.GetEnvironmentVariable("IMAGEMAGICK_VERSION")}, sharp {Environment.GetEnvironmentVariable("SHARP_VERSION")}";
+        $"the engine {ImageMagick.MagickNET.ImageMagickVersion.Split(' ')[1]} Q8 (Magick.NET {ImageMagick.MagickNET.Version}), " +
+        $"the cli's ImageMagick {Environment.GetEnvironmentVariable("IMAGEMAGICK_VERSION")}, sharp {Environment.GetEnvironmentVariable("SHARP_VERSION")}";
 }
 
 sealed record CameraRound(int Jobs, double Seconds, double Posted, Dictionary<string, double> Cpu, double Machine);

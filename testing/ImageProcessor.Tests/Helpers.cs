@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using RabbitMQ.Client;
 
@@ -10,6 +11,11 @@ namespace ImageProcessor.Tests;
 /// <summary>What the tests do over HTTP, as a camera would, and how they check what comes back.</summary>
 public static class Helpers
 {
+    // Common hands ImageMagick its policy before anything of Magick.NET has run, as Magick.NET ignores it after that; in
+    // this process too, whichever test comes first, so Common's module initializer runs as the suite is loaded.
+    [ModuleInitializer]
+    internal static void LoadCommonFirst() => RuntimeHelpers.RunModuleConstructor(typeof(Magick).Module.ModuleHandle);
+
     public static string Sample(string subject) =>
         Directory.GetFiles(Path.Combine(Cluster.Root, "testing", "data", subject)).Single(f => !f.EndsWith("operations"));
 

@@ -44,6 +44,10 @@ public sealed class RunScriptTests : IDisposable
 
         // Its rows in db/data and its file on nas/ outlive the first run.
         Assert.Equal(image, await WhileRunningAsync(() => http.GetByteArrayAsync(output)));
+        // Each service was published for this machine: ImageMagick's native library for linux-x64 alone, of the eight.
+        foreach (var project in new[] { "Api", "Converter", "Processor" })
+            Assert.Equal(["Magick.Native-Q8-x64.dll.so"], Directory.GetFiles(Path.Combine(Clone, project, "bin", "publish"), "Magick.Native*",
+                SearchOption.AllDirectories).Select(Path.GetFileName));
     }
 
     public void Dispose()
