@@ -156,7 +156,10 @@ public sealed class ImageTests
         using var service = Process.Start(start)!;
         var (output, errors) = (service.StandardOutput.ReadToEndAsync(), service.StandardError.ReadToEndAsync());
 
-        Assert.True(service.WaitForExit(60_000), $"{project} did not exit");
+        var exited = service.WaitForExit(60_000);
+        if (!exited)
+            service.Kill(entireProcessTree: true); // a service that runs without the policy is not left running
+        Assert.True(exited, $"{project} started without its policy");
         Assert.NotEqual(0, service.ExitCode);
         Assert.Contains($"ImageMagick does not enforce {Path.Combine(folder, "policy.xml")}", await errors + await output);
     }
