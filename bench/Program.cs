@@ -575,7 +575,7 @@ static string Machine()
     var memory = long.Parse(File.ReadLines("/proc/meminfo").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) >> 20;
     var os = File.ReadLines("/etc/os-release").First(line => line.StartsWith("PRETTY_NAME=")).Split('=')[1].Trim('"');
     return $"{cpu}, {Environment.ProcessorCount} cores, {memory} GiB, {os}, {RuntimeInformation.FrameworkDescription}, " +
-        $"the engine {ImageMagick.MagickNET.ImageMagickVersion.Split(' ')[1]} Q8 (Magick.NET {ImageMagick.MagickNET.Version}), " +
+        $"the engine {ImageMagick.MagickNET.ImageMagickVersion.Split(' ')[1]} Q8 ({ImageMagick.MagickNET.Version}), " +
         $"the cli's ImageMagick {Environment.GetEnvironmentVariable("IMAGEMAGICK_VERSION")}, sharp {Environment.GetEnvironmentVariable("SHARP_VERSION")}";
 }
 
