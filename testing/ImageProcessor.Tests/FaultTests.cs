@@ -64,7 +64,7 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
         var photo = await http.UploadedIdAsync(Helpers.Sample("ladybird"));
         var clock = Stopwatch.StartNew();
         // About a minute of one core, six times the limit: the photo is enlarged to 16 MP, then sharpened ten times, each
-        // about 5 s (sharpen's cost grows with sigma squared).
+        // about 7 s here (sharpen's cost grows with sigma squared).
         var slow = (await http.ConvertAsync(photo, $"slow: resize 200%{string.Concat(Enumerable.Repeat(" | sharpen 5", 10))}")).Job("slow");
         output.WriteLine($"posted to failed: {clock.ElapsedMilliseconds} ms");
 
