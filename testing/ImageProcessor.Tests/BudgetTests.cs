@@ -1,6 +1,8 @@
+using System.Diagnostics;
+
 namespace ImageProcessor.Tests;
 
-/// <summary>The project's promises about itself: the line budget and a compose file Docker would accept.</summary>
+/// <summary>The project's promises about itself: the line budget, the engine, and a compose file Docker would accept.</summary>
 public sealed class BudgetTests
 {
     [Fact]
@@ -24,12 +26,35 @@ public sealed class BudgetTests
     }
 
     [Fact]
-    public void ComposeFileIsValid()
+    public void ComposeFileIsValidAndWantsTheSecretsThatGuardItsPorts()
     {
-        var config = Helpers.Run("docker-compose", "--project-directory", Cluster.Root, "-f", Path.Combine(Cluster.Root, "docker-compose.yaml"), "config");
-
+        var (status, config, _) = Compose(("API_KEY", "a-key"), ("RABBITMQ_PASSWORD", "a-password"));
+        Assert.Equal(0, status);
         foreach (var service in new[] { "postgres:", "rabbitmq:", "api:", "converter:", "processor:" })
             Assert.Contains(service, config);
+
+        // Without them it refuses to start, saying what to set: no key anyone can read here guards a published port.
+        var (noKey, _, why) = Compose(("RABBITMQ_PASSWORD", "a-password"));
+        Assert.NotEqual(0, noKey);
+        Assert.Contains("set API_KEY, the key every client sends as 'Authorization: Bearer <key>'", why);
+        var (noPassword, _, whyNot) = Compose(("API_KEY", "a-key"));
+        Assert.NotEqual(0, noPassword);
+        Assert.Contains("set RABBITMQ_PASSWORD, the broker's password", whyNot);
+    }
+
+    // `docker-compose config` with only the given settings of the three it reads from the environment.
+    static (int Status, string Output, string Errors) Compose(params (string Name, string Value)[] settings)
+    {
+        var start = new ProcessStartInfo("docker-compose", ["--project-directory", Cluster.Root, "-f",
+            Path.Combine(Cluster.Root, "docker-compose.yaml"), "config"]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var name in new[] { "API_KEY", "RABBITMQ_PASSWORD", "POSTGRES_PASSWORD" })
+            start.Environment.Remove(name);
+        foreach (var (name, value) in settings)
+            start.Environment[name] = value;
+        using var compose = Process.Start(start)!;
+        var (output, errors) = (compose.StandardOutput.ReadToEndAsync(), compose.StandardError.ReadToEndAsync());
+        compose.WaitForExit();
+        return (compose.ExitCode, output.Result, errors.Result);
     }
 
     static string[] ProductionFiles() => Helpers.Run("git", "-C", Cluster.Root, "ls-files", "Api/*.cs", "Converter/*.cs", "Processor/*.cs",
