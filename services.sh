@@ -14,7 +14,22 @@ install_missing() { # PACKAGE...
     exit 1
   fi
   echo "installing ${missing[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Another apt run (unattended upgrades do one on a machine's first boot) may hold apt's and dpkg's locks: wait for it,
+  # saying so, 10 minutes at most. (apt-get waits for dpkg's lock when told, but not update for the lists' lock.)
+  local tries=0 error advice="could not install ${missing[*]}; when no other apt run holds its lock, run: apt-get install -y ${missing[*]}"
+  until error=$(apt-get update -qq 2>&1); do
+    if [[ $error != *"Could not get lock"* ]] || ((tries++ == 120)); then
+      echo "$error" >&2
+      echo "$advice" >&2
+      exit 1
+    fi
+    ((tries == 1)) && echo "waiting for another apt run to end: ${error%%$'\n'*}"
+    sleep 5
+  done
+  if ! DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}" >/dev/null; then
+    echo "$advice" >&2
+    exit 1
+  fi
 }
 
 # The prefix that runs a command as a service account when we are root (Postgres refuses root); none otherwise. It

@@ -1,7 +1,7 @@
 namespace ImageProcessor;
 
 /// <summary>The one way onto and off the bus: durable quorum queues, persistent messages, confirmed publishes. A message
-/// is acked once its handler has recorded the work, or goes to "{queue}.dead" after five failed deliveries.</summary>
+/// is acked once its handler has recorded the work; a job goes to "jobs.dead" after five failed deliveries.</summary>
 public sealed class Bus(IConnection connection, IChannel publisher)
 {
     readonly CancellationTokenSource stopping = new();

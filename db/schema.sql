@@ -1,5 +1,5 @@
--- ImageProcessor's schema. Idempotent: the local run applies it on every start, and the postgres container runs it
--- once as an init script.
+-- ImageProcessor's schema. Idempotent: the local run and compose's one-shot `schema` service apply it on every start
+-- (the postgres container also runs it once, as an init script, on a new data directory).
 
 CREATE TABLE IF NOT EXISTS photos (
     id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     height         int,
     duration_ms    int,
     updated        timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (conversion_id, name)             -- a redelivered conversion cannot add its jobs twice
+    UNIQUE (conversion_id, name)             -- a conversion expanded again adds no job twice
 );
 CREATE INDEX IF NOT EXISTS jobs_by_update ON jobs (updated); -- the status page's last hour
 CREATE INDEX IF NOT EXISTS jobs_failed ON jobs (updated) WHERE status = 'failed'; -- and its latest failures, however rare
