@@ -45,9 +45,9 @@ public sealed class Cluster : IAsyncLifetime
         processes.Remove(process);
     }
 
-    public async Task StartAsync(string project)
+    public async Task StartAsync(string project, params (string Name, string Value)[] settings)
     {
-        Start(project);
+        Start(project, settings);
         await WaitUntilHealthyAsync();
     }
 
@@ -73,7 +73,7 @@ public sealed class Cluster : IAsyncLifetime
         return Task.CompletedTask;
     }
 
-    void Start(string project)
+    void Start(string project, params (string Name, string Value)[] settings)
     {
         var dll = Built(project);
         var log = Path.Combine(Scratch, $"{project.ToLowerInvariant()}-{processes.Count}.log");
@@ -85,6 +85,10 @@ public sealed class Cluster : IAsyncLifetime
         start.Environment["MAX_UPLOAD_BYTES"] = $"{MaxUploadBytes}";
         start.Environment["MAX_PIXELS"] = $"{MaxPixels}";
         start.Environment["JOB_SECONDS"] = $"{JobSeconds}";
+        // Room for a job in hand to finish after SIGTERM on a machine however busy; a test of the other branch sets less.
+        start.Environment["STOP_SECONDS"] = "60";
+        foreach (var (name, value) in settings)
+            start.Environment[name] = value;
         processes.Add(Process.Start(start)!);
     }
 

@@ -41,7 +41,8 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
     public async Task AProcessorToldToStopFinishesItsLongJobRecordsItAndExitsZero()
     {
         var photo = await http.UploadedIdAsync(Helpers.Sample("ladybird"));
-        var slow = await PostedIdAsync(photo, "slow: blur 30"); // about 3.5 s of one core
+        // About 3.5 s of one core, however long it takes here: the cluster's processors have 60 s (STOP_SECONDS) to finish.
+        var slow = await PostedIdAsync(photo, "slow: blur 30");
         var victim = await WaitForTheBusyProcessorAsync(slow);
         var batch = await SubmitBatchAsync();
 
@@ -55,6 +56,26 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
             "SELECT status FROM jobs WHERE conversion_id = @slow", new { slow }));
         await AssertEveryJobEndedOnceAsync([slow, .. batch]);
         await cluster.StartAsync("Processor");
+    }
+
+    [Fact]
+    public async Task AProcessorToldToStopHandsBackAJobLongerThanItsGracePeriodWhichAnotherDoesOnce()
+    {
+        foreach (var processor in cluster.Running("Processor"))
+            cluster.Stop(processor, "TERM"); // idle, they exit at once
+        await cluster.StartAsync("Processor", ("STOP_SECONDS", "1"));
+        var photo = await http.UploadedIdAsync(Helpers.Sample("ladybird"));
+        var slow = await PostedIdAsync(photo, "slow: blur 50 | blur 50"); // about 8 s of one core, against 1 s of grace
+        var victim = await WaitForTheBusyProcessorAsync(slow);
+
+        cluster.Stop(victim, "TERM");
+
+        Assert.Equal(0, victim.ExitCode);
+        Assert.Equal("running", await db.CreateConnection().QuerySingleAsync<string>(
+            "SELECT status FROM jobs WHERE conversion_id = @slow", new { slow })); // handed back unfinished
+        await cluster.StartAsync("Processor");
+        await cluster.StartAsync("Processor");
+        await AssertEveryJobEndedOnceAsync([slow]);
     }
 
     [Fact]
