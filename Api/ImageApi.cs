@@ -23,9 +23,9 @@ public static class ImageApi
     static async Task<Created<JsonElement>> Upload(HttpRequest request, NpgsqlConnection db)
     {
         var boundary = MediaTypeHeaderValue.TryParse(request.ContentType, out var type) ? HeaderUtilities.RemoveQuotes(type.Boundary).Value : null;
-        var (parts, source, name) = (boundary?.Length <= 70 ? new MultipartReader(boundary, request.Body) : null, (string?)null, $"{Guid.NewGuid():N}");
-        await using var photo = new FileStream(Path.Combine(Env.Nas, "photos", name), FileMode.CreateNew, FileAccess.Write, FileShare.Read,
-            bufferSize: 0, FileOptions.DeleteOnClose);
+        var (parts, source) = (boundary?.Length <= 70 ? new MultipartReader(boundary, request.Body) : null, (string?)null);
+        await using var photo = new FileStream(Path.Combine(Env.Nas, "photos", $"{Guid.NewGuid():N}"), FileMode.CreateNew, FileAccess.Write,
+            FileShare.Read, bufferSize: 0, FileOptions.DeleteOnClose);
         while (parts is not null && await parts.ReadNextSectionAsync() is { } part)
             if (part.AsFileSection() is { Name: "file" } file && photo.Length == 0) // the first file sent, alone
                 await file.FileStream!.CopyToAsync(photo);
@@ -38,7 +38,7 @@ public static class ImageApi
         var header = Magick.Ping(photo.Name);
         if ((long)header.Width * header.Height > MaxPixels)
             throw Refused(422, $"the photo has {header.Width}x{header.Height} pixels, more than the limit of {MaxPixels}");
-        var path = $"photos/{name}.{header.Format}";
+        var path = $"photos/{Path.GetFileName(photo.Name)}.{header.Format}";
         File.Move(photo.Name, Path.Combine(Env.Nas, path));
         var id = await db.QuerySingleAsync<long>("""
             INSERT INTO photos (path, format, width, height, bytes, source, captured, camera)
@@ -57,7 +57,7 @@ public static class ImageApi
 
     static async Task<Ok<JsonElement>> GetPhoto(long id, NpgsqlConnection db) => TypedResults.Ok(await Document(db, "photo", id));
     static async Task<PhysicalFileHttpResult> GetOriginal(long id, NpgsqlConnection db) =>
-        NasFile(await db.QuerySingleOrDefaultAsync<string>("SELECT path FROM photos WHERE id = @id", new { id }) ?? throw Refused(404, $"no photo {id}"));
+        NasFile(await db.ExecuteScalarAsync<string>("SELECT path FROM photos WHERE id = @id", new { id }) ?? throw Refused(404, $"no photo {id}"));
 
     // Only recorded here: the converter expands it, told by Postgres (the row is the outbox), so no broker is needed.
     static async Task<Accepted<JsonElement>> PostOperations(long id, HttpRequest request, NpgsqlConnection db)
@@ -77,7 +77,8 @@ public static class ImageApi
         string? Output)?>("SELECT status, output FROM jobs WHERE id = @id", new { id }) is var (status, output)
         ? NasFile(output ?? throw Refused(404, $"job {id} has no output: it is {status}")) : throw Refused(404, $"no job {id}");
 
-    // Healthy when what the API itself needs answers: the database (unreachable, it throws: 503) and the NAS.
+    // Healthy when what the API itself needs answers: the database (unreachable, it throws: 503) and the NAS, whose photos
+    // folder the set-up makes once (run.sh, compose's nas service): the API never makes it, so a volume not mounted shows.
     static async Task<Ok<string>> Health(NpgsqlConnection db) =>
         await db.ExecuteScalarAsync<int>("SELECT 1") == 1 && Directory.Exists(Path.Combine(Env.Nas, "photos"))
             ? TypedResults.Ok("healthy") : throw Refused(503, $"the NAS is not mounted at {Path.GetFullPath(Env.Nas)}");

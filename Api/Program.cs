@@ -24,7 +24,6 @@ var apiKey = Env.Get("API_KEY", "");
 app.Use((context, next) =>
     apiKey != "" && context.Request.Path != "/healthz" && context.Request.Headers.Authorization != $"Bearer {apiKey}"
         ? throw new BadHttpRequestException("send the API key as the header 'Authorization: Bearer <key>'", 401) : next(context));
-Directory.CreateDirectory(Path.Combine(Env.Nas, "photos"));
 app.MapImageApi();
 app.Run();
 
@@ -33,6 +32,6 @@ static int StatusOf(Exception exception) => exception switch
     BadHttpRequestException bad => bad.StatusCode,
     OperationsException or InvalidDataException or IOException { Source: "Microsoft.AspNetCore.WebUtilities" } => 400, // a broken form
     MagickException => 415,
-    NpgsqlException => 503,
+    NpgsqlException or DirectoryNotFoundException => 503, // Postgres away, or the NAS (its photos folder) not mounted
     _ => 500,
 };

@@ -37,7 +37,7 @@ public static class Magick
     /// another coder, and writes output atomically: whole or not at all. Returns the output's size, or why it failed.</summary>
     public static (int? Width, int? Height, string? Error) Convert(string input, string inputFormat, Step[] steps, string output, string format)
     {
-        var (temp, deadline) = ($"{output}.{Guid.NewGuid():N}.tmp", Environment.TickCount64 + TimeLimit * 1000L);
+        var (temp, deadline) = ($"{output}.{Guid.NewGuid():N}.tmp", TickCount64 + TimeLimit * 1000L);
         Directory.CreateDirectory(Path.GetDirectoryName(output)!);
         try
         {
@@ -46,16 +46,16 @@ public static class Magick
                 { Format = Enum.Parse<MagickFormat>(inputFormat, ignoreCase: true), FrameIndex = 0, FrameCount = 1, Defines = hint });
             // ImageMagick asks as it goes whether to go on (told before the read, it would ask the image the read replaces).
             // A step told to stop ends as if it had finished, or with its image gone: past the deadline, either is the limit.
-            image.Progress += (_, progress) => progress.Cancel = Environment.TickCount64 >= deadline;
+            image.Progress += (_, progress) => progress.Cancel = TickCount64 >= deadline;
             foreach (var step in shrunk)
                 Operations.Apply(image, step);
             image.Write(temp, Enum.Parse<MagickFormat>(format, ignoreCase: true));
-            File.Move(temp, Environment.TickCount64 < deadline ? output : throw new TimeoutException(), overwrite: true);
+            File.Move(temp, TickCount64 < deadline ? output : throw new TimeoutException(), overwrite: true);
             return ((int)image.Width, (int)image.Height, null);
         }
-        catch (Exception e) when (e is MagickException || Environment.TickCount64 >= deadline)
+        catch (Exception e) when (e is MagickException || TickCount64 >= deadline)
         {
-            return (null, null, Environment.TickCount64 < deadline ? e.Message : $"stopped at the time limit of {TimeLimit} s per job (JOB_SECONDS)");
+            return (null, null, TickCount64 < deadline ? e.Message : $"stopped at the time limit of {TimeLimit} s per job (JOB_SECONDS)");
         }
         finally
         {

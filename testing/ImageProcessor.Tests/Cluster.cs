@@ -27,6 +27,7 @@ public sealed class Cluster : IAsyncLifetime
         // As curl does for large bodies, so that a refused upload is answered before its body is sent.
         Http = new HttpClient { BaseAddress = Address, DefaultRequestHeaders = { ExpectContinue = true } };
         Http.DefaultRequestHeaders.Authorization = new("Bearer", ApiKey);
+        Directory.CreateDirectory(Path.Combine(Nas, "photos")); // the NAS's set-up, as run.sh and compose do it
         Start("Api");
         Start("Converter");
         Start("Processor");

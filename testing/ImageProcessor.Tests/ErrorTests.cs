@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
@@ -15,6 +16,47 @@ public sealed class ErrorTests(Cluster cluster)
     public async Task HealthAnswersWhenDatabaseAndBusDo()
     {
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/healthz")).StatusCode);
+    }
+
+    // The NAS is shared: an API whose volume is not mounted (no photos folder, which the set-up makes once) must not take
+    // photos onto its own disk and call itself healthy. A second API, started on an empty folder, shows it.
+    [Fact]
+    public async Task AnApiWithoutItsNasIsUnhealthyAndRefusesUploadsWith503()
+    {
+        var (empty, address) = (Directory.CreateTempSubdirectory("unmounted-").FullName, $"http://127.0.0.1:{Cluster.FreePort()}");
+        var start = new ProcessStartInfo("dotnet", [Cluster.Built("Api")]) { RedirectStandardOutput = true, RedirectStandardError = true,
+            Environment = { ["NAS"] = empty, ["ASPNETCORE_URLS"] = address, ["API_KEY"] = Cluster.ApiKey } };
+        using var api = Process.Start(start)!;
+        _ = (api.StandardOutput.ReadToEndAsync(), api.StandardError.ReadToEndAsync()); // read, so its logging never blocks
+        using var client = new HttpClient { BaseAddress = new(address), DefaultRequestHeaders = { Authorization = new("Bearer", Cluster.ApiKey) } };
+        try
+        {
+            HttpResponseMessage? health = null;
+            for (var tries = 0; health is null && tries < 600 && !api.HasExited; tries++)
+                health = await Try(() => client.GetAsync("/healthz"));
+            await health!.AssertProblemAsync(HttpStatusCode.ServiceUnavailable, $"the NAS is not mounted at {empty}");
+            var upload = await client.UploadAsync(Helpers.Sample("flower"));
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, upload.StatusCode);
+            Assert.Equal("application/problem+json", upload.Content.Headers.ContentType?.MediaType);
+            Assert.Empty(Directory.GetFileSystemEntries(empty)); // nothing taken onto a disk that is not the NAS
+        }
+        finally
+        {
+            api.Kill(entireProcessTree: true);
+        }
+
+        static async Task<HttpResponseMessage?> Try(Func<Task<HttpResponseMessage>> request)
+        {
+            try
+            {
+                return await request();
+            }
+            catch (HttpRequestException)
+            {
+                await Task.Delay(100); // not listening yet
+                return null;
+            }
+        }
     }
 
     [Fact]
