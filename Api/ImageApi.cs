@@ -77,8 +77,8 @@ public static class ImageApi
         string? Output)?>("SELECT status, output FROM jobs WHERE id = @id", new { id }) is var (status, output)
         ? NasFile(output ?? throw Refused(404, $"job {id} has no output: it is {status}")) : throw Refused(404, $"no job {id}");
 
-    // Healthy when what the API itself needs answers: the database (unreachable, it throws: 503) and the NAS, whose photos
-    // folder the set-up makes once (run.sh, compose's nas service): the API never makes it, so a volume not mounted shows.
+    // Healthy when what the API needs answers: the database (unreachable, it throws: 503) and the NAS, whose photos
+    // folder the set-up makes once (run.sh, compose's nas service): never the API, so an unmounted volume shows.
     static async Task<Ok<string>> Health(NpgsqlConnection db) =>
         await db.ExecuteScalarAsync<int>("SELECT 1") == 1 && Directory.Exists(Path.Combine(Env.Nas, "photos"))
             ? TypedResults.Ok("healthy") : throw Refused(503, $"the NAS is not mounted at {Path.GetFullPath(Env.Nas)}");

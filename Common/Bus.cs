@@ -57,15 +57,15 @@ public sealed class Bus(IConnection connection, IChannel publisher)
         return cancelled.Task;
     }
 
-    /// <summary>Runs until SIGTERM, then waits for the work given (consumers, loops) to stop, STOP_SECONDS at most (8: compose
-    /// kills 10 s after SIGTERM); a job unfinished then goes back to its queue as the process exits and its connection drops.</summary>
+    /// <summary>Runs until SIGTERM, then waits for the work given (consumers, loops) to stop, STOP_SECONDS at most
+    /// (8: compose kills 10 s after SIGTERM); a job unfinished then goes back to its queue as the process exits.</summary>
     public async Task RunUntilStoppedAsync(params Task[] work)
     {
         var signalled = new TaskCompletionSource(); // cancelling SIGTERM's default, an exit at once, with status 143
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal => signal.Cancel = signalled.TrySetResult());
         await signalled.Task;
         await stopping.CancelAsync();
-        await Task.WhenAny(Task.WhenAll(work), Task.Delay(TimeSpan.FromSeconds(int.Parse(Env.Get("STOP_SECONDS", "8")))));
+        await Task.WhenAny(Task.WhenAll(work), Task.Delay(int.Parse(Env.Get("STOP_SECONDS", "8")) * 1000));
     }
 }
 

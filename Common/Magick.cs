@@ -1,8 +1,8 @@
 namespace ImageProcessor;
 
-/// <summary>ImageMagick 7 through Magick.NET, as every service reads and writes images: under our policy, the first frame
-/// of a photo whose format is named, a time limit per job, outputs written whole or not at all, and ImageMagick's own
-/// reason in every failure. Ping throws it (a MagickException); Convert returns it.</summary>
+/// <summary>ImageMagick 7 through Magick.NET, as every service reads and writes images: under our policy, the first
+/// frame of a photo whose format is named, a time limit per job, outputs written whole or not at all, and ImageMagick's
+/// own reason in every failure. Ping throws it (a MagickException); Convert returns it.</summary>
 public static class Magick
 {
     static readonly int TimeLimit = int.Parse(Env.Get("JOB_SECONDS", "60"));
@@ -10,14 +10,14 @@ public static class Magick
     [ModuleInitializer] // before any code of Common runs in a service, so each is under the policy or does not start
     internal static void LoadPolicy()
     {
-        // Our policy.xml refuses every coder but the five formats, all delegates and @file reads, caps memory, size and frames,
-        // allows one thread. Magick.NET writes it and ImageMagick's other settings into a folder of this process's, gone at exit.
+        // Our policy.xml refuses all coders but the five formats, all delegates and @file reads, caps memory, size,
+        // frames, threads. Magick.NET writes it and ImageMagick's other settings into a folder of ours, gone at exit.
         var (files, policy) = (ConfigurationFiles.Default, Path.Combine(AppContext.BaseDirectory, "policy.xml"));
         files.Policy.Data = File.ReadAllText(policy);
         var folder = MagickNET.Initialize(files);
         AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(folder, recursive: true);
-        // Magick.NET ignores settings given after anything of it has run, and says nothing: so what ImageMagick enforces is
-        // read back (a list-length of 32 is ours alone), and the service does not start without it.
+        // Magick.NET ignores settings given after anything of it has run, and says nothing: so what ImageMagick
+        // enforces is read back (a list-length of 32 is ours alone), and the service does not start without it.
         if (ResourceLimits.ListLength != 32)
             throw new InvalidOperationException($"ImageMagick does not enforce {policy}: its list-length is not 32");
     }
@@ -44,8 +44,8 @@ public static class Magick
             var (hint, shrunk) = ShrinkOnLoad(input, inputFormat, steps);
             using var image = new MagickImage(input, new MagickReadSettings
                 { Format = Enum.Parse<MagickFormat>(inputFormat, ignoreCase: true), FrameIndex = 0, FrameCount = 1, Defines = hint });
-            // ImageMagick asks as it goes whether to go on (told before the read, it would ask the image the read replaces).
-            // A step told to stop ends as if it had finished, or with its image gone: past the deadline, either is the limit.
+            // ImageMagick asks as it goes whether to go on (told before the read, it would ask the image it replaces).
+            // A step told to stop ends as if it had finished, or with its image gone: past the deadline, it stopped.
             image.Progress += (_, progress) => progress.Cancel = TickCount64 >= deadline;
             foreach (var step in shrunk)
                 Operations.Apply(image, step);
@@ -78,8 +78,8 @@ public static class Magick
                 [.. steps[..at], resize with { Arg = $"{w}x{h}!" }, .. steps[(at + 1)..]]);
     }
 
-    // The size ImageMagick's resize makes of an image (its ParseMetaGeometry, not in Magick.NET) for the parser's geometries,
-    // a side not given being 0: P%; exact (!) with that side kept; fitted, or filling (^) with it as the other; > as plain.
+    // The size ImageMagick's resize makes of an image (its ParseMetaGeometry, not in Magick.NET), a side not given
+    // being 0: P%; exact (!) with that side kept; fitted, or filling (^) with it as the other; > as a plain one.
     static (int Width, int Height) Resized(MagickGeometry geometry, int width, int height)
     {
         var (w, h) = (geometry.Width / (double)width, geometry.Height / (double)height); // the scale each side asks for

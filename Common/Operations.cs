@@ -10,8 +10,8 @@ public static class Operations
     static readonly Regex Sides = new(@"^(?<w>\d{1,6})?(?:x(?<h>\d{1,6})?)?[!^<>]?$|^(?<p>\d{1,4})%$");
     static readonly Regex Crop = new(@"^(?<w>\d{1,6})x(?<h>\d{1,6})(?:[+-]\d{1,6}[+-]\d{1,6})?$");
 
-    // Each operation as README's table gives it: how its argument is written and checked, and what it does to the image:
-    // the Magick.NET call that is ImageMagick's option of the same name (the table's last column).
+    // Each operation as README's table gives it: how its argument is written and checked, and what it does to the
+    // image: the Magick.NET call that is ImageMagick's option of the same name (the table's last column).
     static readonly Dictionary<string, Definition> Definitions = new()
     {
         ["autoorient"] = NoArgument(image => image.AutoOrient()),
@@ -28,7 +28,7 @@ public static class Operations
             image.ResetPage();
         }),
         ["rotate"] = ("degrees from -360 to 360", arg => IsNumber(arg, -360, 360), (image, arg) => image.Rotate(Number(arg))),
-        // Bounded by what a sane use needs: sharpen's cost grows with sigma squared (5 takes 4.5 s on 4 MP), blur's with sigma.
+        // Bounded by what sane use needs: sharpen's cost grows with sigma squared (5: 4.5 s on 4 MP), blur's with sigma.
         // Radius 0: ImageMagick picks one to suit sigma.
         ["blur"] = ("a sigma from 0 to 50", arg => IsNumber(arg, 0, 50), (image, arg) => image.Blur(0, Number(arg))),
         ["sharpen"] = ("a sigma from 0 to 5", arg => IsNumber(arg, 0, 5), (image, arg) => image.Sharpen(0, Number(arg))),
@@ -79,8 +79,8 @@ public static class Operations
     }
 
     static OperationsException Error(int line, string message) => new($"line {line}: {message}");
-    static Definition NoArgument(Action<MagickImage> apply) => ("no argument", arg => arg == "", (image, _) => apply(image));
-    static void Modulate(MagickImage image, double[] percents) => image.Modulate(new(percents[0]), new(percents[1]), new(percents[2]));
+    static Definition NoArgument(Action<MagickImage> apply) => ("no argument", arg => arg == "", (i, _) => apply(i));
+    static void Modulate(MagickImage image, double[] p) => image.Modulate(new(p[0]), new(p[1]), new(p[2])); // percents
     // Sides up to 10000 pixels and scales up to 400% bound the size of every output.
     static bool IsGeometry(string arg) => Sides.Match(arg) is { Success: true } m && (m.Groups["p"].Success
         ? int.Parse(m.Groups["p"].Value) is >= 1 and <= 400
