@@ -58,7 +58,7 @@ public sealed class Bus(IConnection connection, IChannel publisher)
     }
 
     /// <summary>Runs until SIGTERM, then waits for the work given (consumers, loops) to stop, STOP_SECONDS at most
-    /// (8: compose kills 10 s after SIGTERM); a job unfinished then goes back to its queue as the process exits.</summary>
+    /// (8: compose kills 10 s after SIGTERM); a job unfinished then goes back to its queue as it exits.</summary>
     public async Task RunUntilStoppedAsync(params Task[] work)
     {
         var signalled = new TaskCompletionSource(); // cancelling SIGTERM's default, an exit at once, with status 143

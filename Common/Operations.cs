@@ -28,7 +28,7 @@ public static class Operations
             image.ResetPage();
         }),
         ["rotate"] = ("degrees from -360 to 360", arg => IsNumber(arg, -360, 360), (image, arg) => image.Rotate(Number(arg))),
-        // Bounded by what sane use needs: sharpen's cost grows with sigma squared (5: 4.5 s on 4 MP), blur's with sigma.
+        // Bounded by what sane use needs: sharpen's cost grows with sigma squared (5: 4.5 s on 4 MP), blur's with it.
         // Radius 0: ImageMagick picks one to suit sigma.
         ["blur"] = ("a sigma from 0 to 50", arg => IsNumber(arg, 0, 50), (image, arg) => image.Blur(0, Number(arg))),
         ["sharpen"] = ("a sigma from 0 to 5", arg => IsNumber(arg, 0, 5), (image, arg) => image.Sharpen(0, Number(arg))),
