@@ -1,5 +1,6 @@
 -- ImageProcessor's schema. Idempotent: the local run and compose's one-shot `schema` service apply it on every start
 -- (the postgres container also runs it once, as an init script, on a new data directory).
+BEGIN;
 
 CREATE TABLE IF NOT EXISTS photos (
     id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -18,15 +19,27 @@ CREATE INDEX IF NOT EXISTS photos_by_source ON photos (source, id);
 
 -- A conversion's row is also the converter's outbox: it is expanded into jobs once, then marked expanded.
 CREATE TABLE IF NOT EXISTS conversions (
-    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    photo_id    bigint NOT NULL REFERENCES photos,
-    operations  text NOT NULL,              -- the operations file as posted
-    expanded    timestamptz,                -- when its jobs were made and their messages confirmed; NULL: still to do
-    error       text,                       -- why it could not be expanded (its operations do not parse)
-    created     timestamptz NOT NULL DEFAULT now()
+    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    photo_id       bigint NOT NULL REFERENCES photos,
+    operations     text NOT NULL,           -- the operations file as posted
+    expanded       timestamptz,             -- when its jobs were made and their messages confirmed; NULL: still to do
+    error          text,                    -- why it could not be expanded (its operations do not parse)
+    created        timestamptz NOT NULL DEFAULT now(),
+    jobs           int,                     -- how many jobs it was expanded into, counted as it is marked expanded
+    jobs_finished  int NOT NULL DEFAULT 0,  -- how many of them are done or failed (the trigger `progress`)
+    jobs_failed    int NOT NULL DEFAULT 0   -- and how many failed
 );
-ALTER TABLE conversions ADD COLUMN IF NOT EXISTS expanded timestamptz, ADD COLUMN IF NOT EXISTS error text; -- older data
+ALTER TABLE conversions ADD COLUMN IF NOT EXISTS expanded timestamptz, ADD COLUMN IF NOT EXISTS error text, -- older
+    ADD COLUMN IF NOT EXISTS jobs int, ADD COLUMN IF NOT EXISTS jobs_finished int NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS jobs_failed int NOT NULL DEFAULT 0;
+-- Its status, kept with it rather than derived from its jobs each time it is read: failed when it could not be
+-- expanded, pending until it is, running while any job is unfinished, then failed if any job failed, else done.
+ALTER TABLE conversions ADD COLUMN IF NOT EXISTS status text GENERATED ALWAYS AS (
+    CASE WHEN error IS NOT NULL THEN 'failed' WHEN expanded IS NULL THEN 'pending'
+        WHEN jobs_finished < jobs THEN 'running' WHEN jobs_failed > 0 THEN 'failed' ELSE 'done' END) STORED;
 CREATE INDEX IF NOT EXISTS conversions_to_expand ON conversions (id) WHERE expanded IS NULL;
+CREATE INDEX IF NOT EXISTS conversions_of_photo ON conversions (photo_id);
+CREATE INDEX IF NOT EXISTS conversions_failed ON conversions (id) WHERE error IS NOT NULL; -- the latest failures
 
 -- Every new conversion is announced to the converters, which listen; they also sweep for any they missed.
 CREATE OR REPLACE FUNCTION announce_conversion() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NOTIFY conversions; RETURN NULL; END $$;
@@ -47,9 +60,91 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated        timestamptz NOT NULL DEFAULT now(),
     UNIQUE (conversion_id, name)             -- a conversion expanded again adds no job twice
 );
-CREATE INDEX IF NOT EXISTS jobs_by_update ON jobs (updated); -- the status page's last hour
-CREATE INDEX IF NOT EXISTS jobs_failed ON jobs (updated) WHERE status = 'failed'; -- and its latest failures, however rare
+DROP INDEX IF EXISTS jobs_by_update; -- older data: the status page's last hour is counted in tallies now
+CREATE INDEX IF NOT EXISTS jobs_failed ON jobs (updated) WHERE status = 'failed'; -- the latest failures, however rare
 
+-- A conversion's jobs are counted as the converter marks it expanded: they were committed just before (Converter).
+CREATE OR REPLACE FUNCTION count_jobs() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+    NEW.jobs := (SELECT count(*) FROM jobs WHERE conversion_id = NEW.id);
+    RETURN NEW;
+END $$;
+CREATE OR REPLACE TRIGGER count_jobs BEFORE UPDATE OF expanded ON conversions
+    FOR EACH ROW EXECUTE FUNCTION count_jobs();
+
+-- A job that finishes is counted on its conversion's row, once: a job finished again (a redelivery) changes nothing.
+-- The row's lock makes the counts exact however many of its jobs finish at once.
+CREATE OR REPLACE FUNCTION progress() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+    UPDATE conversions c SET jobs_finished = jobs_finished + f.finished, jobs_failed = jobs_failed + f.failed
+    FROM (SELECT new_jobs.conversion_id, count(*) AS finished,
+            count(*) FILTER (WHERE new_jobs.status = 'failed') AS failed
+        FROM old_jobs JOIN new_jobs USING (id)
+        WHERE old_jobs.status IN ('queued', 'running') AND new_jobs.status IN ('done', 'failed') GROUP BY 1) AS f
+    WHERE c.id = f.conversion_id;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER progress AFTER UPDATE ON jobs REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs
+    FOR EACH STATEMENT EXECUTE FUNCTION progress();
+-- Older data: conversions expanded before these counts were kept are counted once.
+UPDATE conversions c SET (jobs, jobs_finished, jobs_failed) = (SELECT count(*),
+        count(*) FILTER (WHERE status IN ('done', 'failed')), count(*) FILTER (WHERE status = 'failed')
+    FROM jobs WHERE conversion_id = c.id)
+WHERE jobs IS NULL AND expanded IS NOT NULL;
+
+-- Counts by status for /stats, at a cost that does not grow with history: each statement that adds, changes or removes
+-- photos, conversions or jobs appends what it changed, a row per (kind, status, minute) with its count, up for new rows
+-- and down for old ones. A count is the sum of its rows; the table is folded as it goes (the function `tally`).
+CREATE TABLE IF NOT EXISTS tallies (
+    kind    text NOT NULL,  -- photos, conversions or jobs
+    status  text,           -- a conversion's or a job's; NULL for photos
+    minute  timestamptz,    -- a job's last change, to the minute, for the status page's last hour; NULL once older
+    n       bigint NOT NULL
+);
+-- Appends a statement's rows to the tallies, TG_ARGV[0] (1 or -1) times. Every table's rows are read through JSON: a
+-- table without status or updated has NULL there. One call in a hundred then folds the table into a row per key, taking
+-- only rows that no other fold holds, so that no statement ever waits on another here.
+CREATE OR REPLACE FUNCTION tally() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+    INSERT INTO tallies
+    SELECT TG_TABLE_NAME, r ->> 'status', date_trunc('minute', (r ->> 'updated')::timestamptz),
+        TG_ARGV[0]::int * count(*)
+    FROM (SELECT to_jsonb(changed) AS r FROM changed) AS rows GROUP BY 1, 2, 3;
+    WITH folded AS (DELETE FROM tallies
+        WHERE (SELECT random()) < 0.01 AND ctid IN (SELECT ctid FROM tallies FOR UPDATE SKIP LOCKED) RETURNING *)
+    INSERT INTO tallies SELECT kind, status, CASE WHEN minute > now() - interval '1 hour' THEN minute END, sum(n)
+    FROM folded GROUP BY 1, 2, 3 HAVING sum(n) <> 0;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE TRIGGER tally_added AFTER INSERT ON photos REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION tally('1');
+CREATE OR REPLACE TRIGGER tally_removed AFTER DELETE ON photos REFERENCING OLD TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION tally('-1');
+CREATE OR REPLACE TRIGGER tally_added AFTER INSERT ON conversions REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION tally('1');
+CREATE OR REPLACE TRIGGER tally_changed_from AFTER UPDATE ON conversions REFERENCING OLD TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION tally('-1');
+CREATE OR REPLACE TRIGGER tally_changed_to AFTER UPDATE ON conversions REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION tally('1');
+CREATE OR REPLACE TRIGGER tally_removed AFTER DELETE ON conversions REFERENCING OLD TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION tally('-1');
+CREATE OR REPLACE TRIGGER tally_added AFTER INSERT ON jobs REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION tally('1');
+CREATE OR REPLACE TRIGGER tally_changed_from AFTER UPDATE ON jobs REFERENCING OLD TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION tally('-1');
+CREATE OR REPLACE TRIGGER tally_changed_to AFTER UPDATE ON jobs REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION tally('1');
+CREATE OR REPLACE TRIGGER tally_removed AFTER DELETE ON jobs REFERENCING OLD TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION tally('-1');
+
+-- Older data: what was there before the tallies is counted once, while they are empty (this file runs as one
+-- transaction, and creating the triggers above holds off every writer until it ends).
+INSERT INTO tallies
+SELECT 'photos', NULL, NULL::timestamptz, count(*) FROM photos
+WHERE NOT EXISTS (SELECT FROM tallies) HAVING count(*) > 0
+UNION ALL
+SELECT 'conversions', status, NULL, count(*) FROM conversions WHERE NOT EXISTS (SELECT FROM tallies) GROUP BY status
+UNION ALL
+SELECT 'jobs', status, CASE WHEN updated > now() - interval '1 hour' THEN date_trunc('minute', updated) END, count(*)
+FROM jobs WHERE NOT EXISTS (SELECT FROM tallies) GROUP BY 2, 3;
 
 -- The API's JSON documents, derived here so that each has one definition beside its data.
 CREATE OR REPLACE VIEW photo_documents AS
@@ -57,38 +152,30 @@ SELECT id, json_build_object('id', id, 'width', width, 'height', height, 'format
     'created', created, 'captured', captured, 'camera', camera) AS document, source, created
 FROM photos;
 
--- A conversion's status: failed when it could not be expanded, pending until it has jobs, running while any job is
--- unfinished, then failed if any job failed, else done.
-CREATE OR REPLACE VIEW conversion_states AS
-SELECT c.id, CASE WHEN c.error IS NOT NULL THEN 'failed' WHEN count(j.id) = 0 THEN 'pending'
-        WHEN bool_or(j.status IN ('queued', 'running')) THEN 'running' WHEN bool_or(j.status = 'failed') THEN 'failed'
-        ELSE 'done' END AS status
-FROM conversions c LEFT JOIN jobs j ON j.conversion_id = c.id
-GROUP BY c.id;
-
--- A conversion with its status and its jobs.
+-- A conversion with its status and its jobs, built for each row read: the latest six cost six.
 CREATE OR REPLACE VIEW conversion_documents AS
-SELECT c.id, json_build_object('id', c.id, 'photoId', c.photo_id, 'status', (SELECT status FROM conversion_states s WHERE s.id = c.id),
-    'error', c.error,
-    'jobs', coalesce(json_agg(json_build_object('id', j.id, 'name', j.name, 'status', j.status, 'error', j.error,
-        'output', CASE WHEN j.status = 'done' THEN '/jobs/' || j.id || '/output' END) ORDER BY j.id) FILTER (WHERE j.id IS NOT NULL),
-        '[]')) AS document
-FROM conversions c LEFT JOIN jobs j ON j.conversion_id = c.id
-GROUP BY c.id;
+SELECT id, json_build_object('id', id, 'photoId', photo_id, 'status', status, 'error', error,
+    'jobs', (SELECT coalesce(json_agg(json_build_object('id', j.id, 'name', j.name, 'status', j.status,
+            'error', j.error, 'output', CASE WHEN j.status = 'done' THEN '/jobs/' || j.id || '/output' END)
+        ORDER BY j.id), '[]')
+        FROM jobs j WHERE j.conversion_id = c.id)) AS document
+FROM conversions c;
 
--- The status page's one document (GET /stats): counts by status, the jobs finished in each of the last 60 minutes, the
--- latest conversions with their jobs, and the latest failures with their reasons.
+-- The status page's one document (GET /stats): counts by status, the jobs finished in each of the last 60 minutes (from
+-- the tallies), the latest conversions with their jobs, and the latest failures with their reasons.
 CREATE OR REPLACE VIEW stats AS
+WITH counts AS (SELECT kind, status, sum(n) AS n FROM tallies GROUP BY kind, status HAVING sum(n) > 0)
 SELECT json_build_object(
-    'photos', (SELECT count(*) FROM photos),
-    'conversions', (SELECT coalesce(json_object_agg(status, n), '{}') FROM (SELECT status, count(*) AS n FROM conversion_states GROUP BY status) s),
-    'jobs', (SELECT coalesce(json_object_agg(status, n), '{}') FROM (SELECT status, count(*) AS n FROM jobs GROUP BY status) s),
+    'photos', (SELECT coalesce(sum(n), 0) FROM counts WHERE kind = 'photos'),
+    'conversions', (SELECT coalesce(json_object_agg(status, n), '{}') FROM counts WHERE kind = 'conversions'),
+    'jobs', (SELECT coalesce(json_object_agg(status, n), '{}') FROM counts WHERE kind = 'jobs'),
     'minutes', (SELECT json_agg(json_build_object('at', minute, 'done', coalesce(done, 0), 'failed', coalesce(failed, 0))
             ORDER BY minute)
         FROM generate_series(date_trunc('minute', now()) - interval '59 minutes', now(), interval '1 minute') AS minute
-        LEFT JOIN (SELECT date_trunc('minute', updated) AS at, count(*) FILTER (WHERE status = 'done') AS done,
-                count(*) FILTER (WHERE status = 'failed') AS failed
-            FROM jobs WHERE updated >= date_trunc('minute', now()) - interval '59 minutes' GROUP BY 1) AS finished ON at = minute),
+        LEFT JOIN (SELECT tallies.minute AS at, sum(n) FILTER (WHERE status = 'done') AS done,
+                sum(n) FILTER (WHERE status = 'failed') AS failed
+            FROM tallies WHERE kind = 'jobs' AND tallies.minute >= date_trunc('minute', now()) - interval '59 minutes'
+            GROUP BY 1) AS finished ON at = minute),
     'latest', (SELECT coalesce(json_agg(document ORDER BY id DESC), '[]')
         FROM (SELECT * FROM conversion_documents ORDER BY id DESC LIMIT 6) c),
     'failures', (SELECT coalesce(json_agg(f ORDER BY at DESC), '[]') FROM (
@@ -98,3 +185,6 @@ SELECT json_build_object(
         (SELECT id, NULL, NULL, error, expanded FROM conversions WHERE error IS NOT NULL ORDER BY id DESC LIMIT 10)
         ORDER BY at DESC LIMIT 10) f)
 ) AS document;
+DROP VIEW IF EXISTS conversion_states; -- older data: a conversion's status is its own column now
+
+COMMIT;
