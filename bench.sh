@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark, in one command: ./bench.sh writes its figures into BENCHMARKS.md; ./bench.sh --short (what the test
 # suite runs) does one quick round into a scratch copy, only to show that every mode works; ./bench.sh camera runs the
-# camera mode alone (2 MP photos, one resize each) into its own table. It starts its own Postgres
+# camera mode alone (2 MP photos, one resize each) into its own table; ./bench.sh scale the scale mode alone (the API's
+# reads and a conversion with 100 thousand, 1 million and 10 million jobs in the database). It starts its own Postgres
 # and RabbitMQ on other ports (45432, 44672) and stops them, fetches the photos and sharp, and runs bench/ (Program.cs reads the modes).
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -14,7 +14,7 @@ sealed partial class Bench : IAsyncDisposable
     const string CameraOperations = "resize 640x360";
 
     readonly string photos, scratch, report, root, address = "http://127.0.0.1:48080", cameraPhotos;
-    readonly bool quick, cameraOnly;
+    readonly bool quick, cameraOnly, scaleOnly;
     readonly int cores = Environment.ProcessorCount, rounds, trivialJobs, uploadSeconds, jobsPerRound, cameraRounds;
     readonly string[] inputs;
     readonly List<Process> started = [];
@@ -28,7 +28,7 @@ sealed partial class Bench : IAsyncDisposable
     public Bench(string[] args)
     {
         (photos, scratch, report, quick) = (Path.GetFullPath(args[0]), Path.GetFullPath(args[1]), args[2], args.Contains("--short"));
-        cameraOnly = args.Contains("camera");
+        (cameraOnly, scaleOnly) = (args.Contains("camera"), args.Contains("scale"));
         root = Directory.GetCurrentDirectory();
         rounds = quick ? 1 : 3;
         (trivialJobs, uploadSeconds) = quick ? (20, 1) : (300, 10);
@@ -40,20 +40,23 @@ sealed partial class Bench : IAsyncDisposable
         http.DefaultRequestHeaders.Authorization = new("Bearer", "bench");
     }
 
-    /// <summary>Every mode in turn, or the camera mode alone, each writing its section of the report.</summary>
+    /// <summary>Every mode in turn, or the camera or the scale mode alone, each writing its section of the report.</summary>
     public async Task RunAllAsync()
     {
         Log($"{inputs.Length} photos x {jobsPerRound / inputs.Length} operations x {rounds} rounds, {cores} workers");
 
-        var rows = cameraOnly ? [] : new List<(string Mode, string Workers, Result Result)>
+        var rows = cameraOnly || scaleOnly ? [] : new List<(string Mode, string Workers, Result Result)>
         {
             ("engine", $"{cores} threads", await ChildAsync("dotnet", [typeof(Result).Assembly.Location, "engine", photos, $"{rounds}", $"{cores}", Fresh("engine")])),
             ("cli", $"{cores} at a time", await CliAsync()),
             ("peer (sharp)", $"{cores} workers", await ChildAsync("node", [Path.Combine(root, "bench", "peer.js"), photos, $"{rounds}", $"{cores}", Fresh("peer")])),
         };
         // The camera mode's engine and sharp, each alone on the machine as the modes above: the same photos, the same resize.
-        cameraEngine = await ChildAsync("dotnet", [typeof(Result).Assembly.Location, "engine", cameraPhotos, $"{cameraRounds}", $"{cores}", Fresh("camera-engine"), CameraOperations]);
-        cameraPeer = await ChildAsync("node", [Path.Combine(root, "bench", "peer.js"), cameraPhotos, $"{cameraRounds}", $"{cores}", Fresh("camera-peer"), "resize"]);
+        if (!scaleOnly)
+        {
+            cameraEngine = await ChildAsync("dotnet", [typeof(Result).Assembly.Location, "engine", cameraPhotos, $"{cameraRounds}", $"{cores}", Fresh("camera-engine"), CameraOperations]);
+            cameraPeer = await ChildAsync("node", [Path.Combine(root, "bench", "peer.js"), cameraPhotos, $"{cameraRounds}", $"{cores}", Fresh("camera-peer"), "resize"]);
+        }
 
         // The cluster: the API and the converter for the whole run, processors started afresh for each P.
         nas = Fresh("nas");
@@ -62,7 +65,7 @@ sealed partial class Bench : IAsyncDisposable
         try
         {
             await WaitUntilAsync(async () => (await http.GetAsync("/healthz")).IsSuccessStatusCode);
-            if (!cameraOnly)
+            if (!cameraOnly && !scaleOnly)
             {
                 tiny = await UploadAsync(await File.ReadAllBytesAsync(Path.Combine(scratch, "tiny.png")), "tiny.png");
                 foreach (var processors in new[] { 1, cores })
@@ -72,7 +75,10 @@ sealed partial class Bench : IAsyncDisposable
                 var apiPeakKb = PeakKb(started[0].Id);
                 Write(rows, trivial, uploads, apiPeakKb);
             }
-            await CameraAsync();
+            if (!scaleOnly)
+                await CameraAsync();
+            if (!cameraOnly)
+                await ScaleAsync();
         }
         finally
         {

@@ -5,11 +5,12 @@
 //   cluster  the real system: uploads and operations files through the HTTP API, P = 1 and P = cores processors
 // then the cost of one trivial job and the upload rate. The camera mode (alone: `camera`) is the QA cameras' workload:
 // 192 photos of 2 MP, one `resize 640x360` each, through the engine, sharp and the cluster with P = cores processors,
-// fresh and then warm, with the CPU each spends per image. ../bench.sh starts Postgres and RabbitMQ, fetches the photos
-// and sharp, and runs: dotnet Bench.dll PHOTOS SCRATCH REPORT [--short] [camera]. Each mode but cluster runs in a
-// process of its own, so that its peak memory is its own.
+// fresh and then warm, with the CPU each spends per image. The scale mode (alone: `scale`) fills the database to 100
+// thousand, 1 million and 10 million jobs and times the API's reads and a conversion at each size. ../bench.sh starts
+// Postgres and RabbitMQ, fetches the photos and sharp, and runs: dotnet Bench.dll PHOTOS SCRATCH REPORT [--short]
+// [camera|scale]. Each mode but cluster runs in a process of its own, so that its peak memory is its own.
 // The modes are in the files beside this one: Bench.cs (the run and its settings), Engine.cs, Cluster.cs, Camera.cs,
-// Report.cs (BENCHMARKS.md) and Measure.cs (the shared helpers).
+// Scale.cs, Report.cs (BENCHMARKS.md) and Measure.cs (the shared helpers).
 using ImageProcessor;
 using ImageProcessor.Benchmark;
 

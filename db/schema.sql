@@ -38,7 +38,6 @@ ALTER TABLE conversions ADD COLUMN IF NOT EXISTS status text GENERATED ALWAYS AS
     CASE WHEN error IS NOT NULL THEN 'failed' WHEN expanded IS NULL THEN 'pending'
         WHEN jobs_finished < jobs THEN 'running' WHEN jobs_failed > 0 THEN 'failed' ELSE 'done' END) STORED;
 CREATE INDEX IF NOT EXISTS conversions_to_expand ON conversions (id) WHERE expanded IS NULL;
-CREATE INDEX IF NOT EXISTS conversions_of_photo ON conversions (photo_id);
 CREATE INDEX IF NOT EXISTS conversions_failed ON conversions (id) WHERE error IS NOT NULL; -- the latest failures
 
 -- Every new conversion is announced to the converters, which listen; they also sweep for any they missed.
@@ -71,15 +70,16 @@ END $$;
 CREATE OR REPLACE TRIGGER count_jobs BEFORE UPDATE OF expanded ON conversions
     FOR EACH ROW EXECUTE FUNCTION count_jobs();
 
--- A job that finishes is counted on its conversion's row, once: a job finished again (a redelivery) changes nothing.
--- The row's lock makes the counts exact however many of its jobs finish at once.
+-- Each job's move into or out of done and failed is counted on its conversion's row, so a job finished twice (a
+-- redelivery) counts once, and one set back by hand is uncounted. The row's lock keeps the counts exact however many
+-- of its jobs finish at once; a claim (queued to running) changes no count and takes no lock.
 CREATE OR REPLACE FUNCTION progress() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
     UPDATE conversions c SET jobs_finished = jobs_finished + f.finished, jobs_failed = jobs_failed + f.failed
-    FROM (SELECT new_jobs.conversion_id, count(*) AS finished,
-            count(*) FILTER (WHERE new_jobs.status = 'failed') AS failed
-        FROM old_jobs JOIN new_jobs USING (id)
-        WHERE old_jobs.status IN ('queued', 'running') AND new_jobs.status IN ('done', 'failed') GROUP BY 1) AS f
-    WHERE c.id = f.conversion_id;
+    FROM (SELECT new_jobs.conversion_id,
+            sum((new_jobs.status IN ('done', 'failed'))::int - (old_jobs.status IN ('done', 'failed'))::int) AS finished,
+            sum((new_jobs.status = 'failed')::int - (old_jobs.status = 'failed')::int) AS failed
+        FROM old_jobs JOIN new_jobs USING (id) GROUP BY 1) AS f
+    WHERE c.id = f.conversion_id AND (f.finished <> 0 OR f.failed <> 0);
     RETURN NULL;
 END $$;
 CREATE OR REPLACE TRIGGER progress AFTER UPDATE ON jobs REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs
