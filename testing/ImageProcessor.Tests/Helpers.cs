@@ -4,6 +4,8 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
+using Dapper;
+using Npgsql;
 using RabbitMQ.Client;
 
 namespace ImageProcessor.Tests;
@@ -74,6 +76,25 @@ public static class Helpers
                 await Task.Delay(50);
             }
         await Task.Delay(500);
+    }
+
+    /// <summary>Photos, and jobs and conversions by status, counted in the tables themselves: a conversion's status
+    /// derived from its jobs as README defines it, not read from the counts Postgres keeps for /stats.</summary>
+    public static async Task<Dictionary<string, long>> TableCountsAsync(NpgsqlDataSource db)
+    {
+        await using var connection = db.CreateConnection();
+        var counts = new Dictionary<string, long> { ["photos"] = await connection.ExecuteScalarAsync<long>("SELECT count(*) FROM photos") };
+        foreach (var status in new[] { "queued", "running", "done", "failed" })
+            counts[$"jobs.{status}"] = await connection.ExecuteScalarAsync<long>("SELECT count(*) FROM jobs WHERE status = @status", new { status });
+        foreach (var status in new[] { "pending", "running", "done", "failed" })
+            counts[$"conversions.{status}"] = await connection.ExecuteScalarAsync<long>("""
+                SELECT count(*) FROM (SELECT CASE WHEN c.error IS NOT NULL THEN 'failed' WHEN c.expanded IS NULL THEN 'pending'
+                        WHEN bool_or(j.status IN ('queued', 'running')) THEN 'running' WHEN bool_or(j.status = 'failed') THEN 'failed'
+                        ELSE 'done' END AS status
+                    FROM conversions c LEFT JOIN jobs j ON j.conversion_id = c.id GROUP BY c.id) AS derived
+                WHERE status = @status
+                """, new { status });
+        return counts;
     }
 
     public static JsonElement Job(this JsonElement conversion, string name) =>

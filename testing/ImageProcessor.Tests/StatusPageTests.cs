@@ -61,29 +61,11 @@ public sealed class StatusPageTests(Cluster cluster)
     {
         for (var attempt = 0; ; attempt++)
         {
-            var before = await CountsAsync();
+            var before = await Helpers.TableCountsAsync(db);
             var page = Chromium("--dump-dom", $"{cluster.Address}#key={Cluster.ApiKey}");
-            if (before.SequenceEqual(await CountsAsync()) || attempt == 5)
+            if (before.SequenceEqual(await Helpers.TableCountsAsync(db)) || attempt == 5)
                 return (page, before);
         }
-    }
-
-    async Task<Dictionary<string, long>> CountsAsync()
-    {
-        await using var connection = db.CreateConnection();
-        var counts = new Dictionary<string, long> { ["photos"] = await connection.ExecuteScalarAsync<long>("SELECT count(*) FROM photos") };
-        foreach (var status in new[] { "queued", "running", "done", "failed" })
-            counts[$"jobs.{status}"] = await connection.ExecuteScalarAsync<long>("SELECT count(*) FROM jobs WHERE status = @status", new { status });
-        // A conversion's status derived here from its jobs, as README defines it, not read from the counts Postgres keeps.
-        foreach (var status in new[] { "pending", "running", "done", "failed" })
-            counts[$"conversions.{status}"] = await connection.ExecuteScalarAsync<long>("""
-                SELECT count(*) FROM (SELECT CASE WHEN c.error IS NOT NULL THEN 'failed' WHEN c.expanded IS NULL THEN 'pending'
-                        WHEN bool_or(j.status IN ('queued', 'running')) THEN 'running' WHEN bool_or(j.status = 'failed') THEN 'failed'
-                        ELSE 'done' END AS status
-                    FROM conversions c LEFT JOIN jobs j ON j.conversion_id = c.id GROUP BY c.id) AS derived
-                WHERE status = @status
-                """, new { status });
-        return counts;
     }
 
     static long Shown(string page, string name) =>

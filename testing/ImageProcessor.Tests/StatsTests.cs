@@ -1,0 +1,66 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using Dapper;
+using Npgsql;
+
+namespace ImageProcessor.Tests;
+
+/// <summary>GET /stats, whose counts Postgres keeps as the rows change (db/schema.sql's tallies and a conversion's own
+/// counts of its jobs) instead of counting the tables at each call.</summary>
+[Collection(nameof(Cluster))]
+public sealed class StatsTests(Cluster cluster)
+{
+    readonly HttpClient http = cluster.Http;
+    readonly NpgsqlDataSource db = NpgsqlDataSource.Create(Env.Database);
+
+    [Fact]
+    public async Task ItsCountsAreTheTablesOwnWhateverHappensToTheJobs()
+    {
+        // Twelve outputs finishing together on two processors, a job that fails, a conversion that cannot be expanded
+        // (written around the API), a job delivered again once done, and one set back by hand and done again.
+        var photo = await http.UploadedIdAsync(Helpers.Sample("flower"));
+        var many = await http.ConvertAsync(photo, string.Join('\n', Enumerable.Range(1, 12).Select(i => $"o{i}: resize {i}0x")));
+        var whole = Path.Combine(cluster.Scratch, "stats.gif");
+        Helpers.Run("convert", Helpers.Sample("flower"), "-resize", "400x", whole);
+        var cut = await (await http.UploadAsync(File.ReadAllBytes(whole)[..3000], "cut.gif")).Content.ReadFromJsonAsync<JsonElement>();
+        Assert.Equal("failed", (await http.ConvertAsync(cut.GetProperty("id").GetInt64(), "resize 10x10")).GetProperty("status").GetString());
+        var unparsed = await db.CreateConnection().ExecuteScalarAsync<long>(
+            "INSERT INTO conversions (photo_id, operations) VALUES (@photo, 'rotat 90') RETURNING id", new { photo });
+        Assert.Equal("failed", (await http.WaitForAsync($"/conversions/{unparsed}")).GetProperty("status").GetString());
+        var (again, reset) = (many.Job("o1").GetProperty("id").GetInt64(), many.Job("o2").GetProperty("id").GetInt64());
+        await db.CreateConnection().ExecuteAsync("UPDATE jobs SET status = 'running' WHERE id = @reset", new { reset });
+        Assert.Equal("running", (await http.GetFromJsonAsync<JsonElement>($"/conversions/{many.GetProperty("id")}")).GetProperty("status").GetString());
+        var bus = await Bus.ConnectAsync();
+        await bus.PublishAsync("jobs", new Message(again));
+        await bus.PublishAsync("jobs", new Message(reset));
+        await Helpers.WaitForQueuesToEmptyAsync();
+        Assert.Equal("done", (await http.WaitForAsync($"/conversions/{many.GetProperty("id")}")).GetProperty("status").GetString());
+
+        // Read between two readings of the tables that agree: nothing changed meanwhile (other tests' clusters share them).
+        for (var attempt = 0; ; attempt++)
+        {
+            var counts = await Helpers.TableCountsAsync(db);
+            var stats = await http.GetFromJsonAsync<JsonElement>("/stats");
+            var finished = await FinishedPerMinuteAsync(stats.GetProperty("minutes")[0].GetProperty("at").GetDateTimeOffset());
+            if (!counts.SequenceEqual(await Helpers.TableCountsAsync(db)) && attempt < 5)
+                continue;
+            foreach (var (name, count) in counts)
+                Assert.True(Count(stats, name) == count, $"/stats says {Count(stats, name)} for {name}, the tables {count}");
+            foreach (var minute in stats.GetProperty("minutes").EnumerateArray())
+                Assert.Equal(finished.GetValueOrDefault(minute.GetProperty("at").GetDateTimeOffset()),
+                    (minute.GetProperty("done").GetInt64(), minute.GetProperty("failed").GetInt64()));
+            return;
+        }
+    }
+
+    static long Count(JsonElement stats, string name) => name.Split('.') is [var kind, var status]
+        ? stats.GetProperty(kind).TryGetProperty(status, out var count) ? count.GetInt64() : 0
+        : stats.GetProperty(name).GetInt64();
+
+    // Jobs done and failed in each minute since the first of the page's hour, counted in the jobs table.
+    async Task<Dictionary<DateTimeOffset, (long Done, long Failed)>> FinishedPerMinuteAsync(DateTimeOffset since) =>
+        (await db.CreateConnection().QueryAsync<(DateTime Minute, long Done, long Failed)>("""
+            SELECT date_trunc('minute', updated), count(*) FILTER (WHERE status = 'done'), count(*) FILTER (WHERE status = 'failed')
+            FROM jobs WHERE updated >= @since GROUP BY 1
+            """, new { since = since.ToUniversalTime() })).ToDictionary(m => new DateTimeOffset(m.Minute, TimeSpan.Zero), m => (m.Done, m.Failed));
+}
