@@ -1,7 +1,5 @@
 -- ImageProcessor's schema. Idempotent: the local run and compose's one-shot `schema` service apply it on every start
 -- (the postgres container also runs it once, as an init script, on a new data directory).
-BEGIN;
-
 CREATE TABLE IF NOT EXISTS photos (
     id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     path     text NOT NULL,                 -- relative to the NAS root
@@ -114,9 +112,18 @@ CREATE OR REPLACE FUNCTION tally() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE OR REPLACE TRIGGER tally_added AFTER INSERT ON photos REFERENCING NEW TABLE AS changed
+-- The triggers, and once the count of older data (what was there before the tallies, while they are empty), in one
+-- transaction: creating a trigger holds off the table's writers until it ends, so no row is counted twice or not at
+-- all. Jobs first, then conversions: a job's update goes on to its conversion's row (trigger `progress`), so applying
+-- this file while the services run makes no deadlock. The rest of the file runs a statement at a time.
+BEGIN;
+CREATE OR REPLACE TRIGGER tally_added AFTER INSERT ON jobs REFERENCING NEW TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION tally('1');
-CREATE OR REPLACE TRIGGER tally_removed AFTER DELETE ON photos REFERENCING OLD TABLE AS changed
+CREATE OR REPLACE TRIGGER tally_changed_from AFTER UPDATE ON jobs REFERENCING OLD TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION tally('-1');
+CREATE OR REPLACE TRIGGER tally_changed_to AFTER UPDATE ON jobs REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION tally('1');
+CREATE OR REPLACE TRIGGER tally_removed AFTER DELETE ON jobs REFERENCING OLD TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION tally('-1');
 CREATE OR REPLACE TRIGGER tally_added AFTER INSERT ON conversions REFERENCING NEW TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION tally('1');
@@ -126,17 +133,10 @@ CREATE OR REPLACE TRIGGER tally_changed_to AFTER UPDATE ON conversions REFERENCI
     FOR EACH STATEMENT EXECUTE FUNCTION tally('1');
 CREATE OR REPLACE TRIGGER tally_removed AFTER DELETE ON conversions REFERENCING OLD TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION tally('-1');
-CREATE OR REPLACE TRIGGER tally_added AFTER INSERT ON jobs REFERENCING NEW TABLE AS changed
+CREATE OR REPLACE TRIGGER tally_added AFTER INSERT ON photos REFERENCING NEW TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION tally('1');
-CREATE OR REPLACE TRIGGER tally_changed_from AFTER UPDATE ON jobs REFERENCING OLD TABLE AS changed
+CREATE OR REPLACE TRIGGER tally_removed AFTER DELETE ON photos REFERENCING OLD TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION tally('-1');
-CREATE OR REPLACE TRIGGER tally_changed_to AFTER UPDATE ON jobs REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION tally('1');
-CREATE OR REPLACE TRIGGER tally_removed AFTER DELETE ON jobs REFERENCING OLD TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION tally('-1');
-
--- Older data: what was there before the tallies is counted once, while they are empty (this file runs as one
--- transaction, and creating the triggers above holds off every writer until it ends).
 INSERT INTO tallies
 SELECT 'photos', NULL, NULL::timestamptz, count(*) FROM photos
 WHERE NOT EXISTS (SELECT FROM tallies) HAVING count(*) > 0
@@ -145,6 +145,7 @@ SELECT 'conversions', status, NULL, count(*) FROM conversions WHERE NOT EXISTS (
 UNION ALL
 SELECT 'jobs', status, CASE WHEN updated > now() - interval '1 hour' THEN date_trunc('minute', updated) END, count(*)
 FROM jobs WHERE NOT EXISTS (SELECT FROM tallies) GROUP BY 2, 3;
+COMMIT;
 
 -- The API's JSON documents, derived here so that each has one definition beside its data.
 CREATE OR REPLACE VIEW photo_documents AS
@@ -187,4 +188,3 @@ SELECT json_build_object(
 ) AS document;
 DROP VIEW IF EXISTS conversion_states; -- older data: a conversion's status is its own column now
 
-COMMIT;

@@ -36,7 +36,29 @@ public sealed class StatsTests(Cluster cluster)
         await Helpers.WaitForQueuesToEmptyAsync();
         Assert.Equal("done", (await http.WaitForAsync($"/conversions/{many.GetProperty("id")}")).GetProperty("status").GetString());
 
-        // Read between two readings of the tables that agree: nothing changed meanwhile (other tests' clusters share them).
+        await AssertTheCountsAreTheTablesOwnAsync();
+    }
+
+    [Fact]
+    public async Task TheSchemaAppliedAgainWhileTheServicesWorkFailsNothingAndTheCountsStayExact()
+    {
+        // As compose's one-shot schema service applies it on every `up`, while the services already run: here during a
+        // batch of 20 conversions of 8 outputs each, posted at once.
+        var photo = await http.UploadedIdAsync(Helpers.Sample("storm"));
+        var outputs = string.Join('\n', Enumerable.Range(1, 8).Select(i => $"o{i}: resize {i}%"));
+        var posted = Enumerable.Range(0, 20).Select(_ => http.PostOperationsAsync(photo, outputs)).ToArray();
+        var settings = new NpgsqlConnectionStringBuilder(Env.Database);
+        var database = $"postgresql://{settings.Username}:{settings.Password}@{settings.Host}:{settings.Port}/{settings.Username}";
+        for (var i = 0; i < 5; i++)
+            Helpers.Run("psql", "-q", "-v", "ON_ERROR_STOP=1", database, "-f", Path.Combine(Cluster.Root, "db", "schema.sql"));
+        foreach (var response in await Task.WhenAll(posted))
+            Assert.Equal("done", (await http.WaitForAsync(response.Headers.Location!.ToString())).GetProperty("status").GetString());
+        await AssertTheCountsAreTheTablesOwnAsync();
+    }
+
+    // Read between two readings of the tables that agree: nothing changed meanwhile (other tests' clusters share them).
+    async Task AssertTheCountsAreTheTablesOwnAsync()
+    {
         for (var attempt = 0; ; attempt++)
         {
             var counts = await Helpers.TableCountsAsync(db);
