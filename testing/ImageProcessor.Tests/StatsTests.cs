@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Dapper;
@@ -52,7 +53,10 @@ public sealed class StatsTests(Cluster cluster)
         for (var i = 0; i < 5; i++)
             Helpers.Run("psql", "-q", "-v", "ON_ERROR_STOP=1", database, "-f", Path.Combine(Cluster.Root, "db", "schema.sql"));
         foreach (var response in await Task.WhenAll(posted))
+        {
+            Assert.True(response.StatusCode == HttpStatusCode.Accepted, await response.Content.ReadAsStringAsync());
             Assert.Equal("done", (await http.WaitForAsync(response.Headers.Location!.ToString())).GetProperty("status").GetString());
+        }
         await AssertTheCountsAreTheTablesOwnAsync();
     }
 
