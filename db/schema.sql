@@ -1,5 +1,6 @@
 -- ImageProcessor's schema. Idempotent: the local run and compose's one-shot `schema` service apply it on every start
 -- (the postgres container also runs it once, as an init script, on a new data directory).
+
 CREATE TABLE IF NOT EXISTS photos (
     id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     path     text NOT NULL,                 -- relative to the NAS root
@@ -12,7 +13,6 @@ CREATE TABLE IF NOT EXISTS photos (
     captured timestamp,                     -- EXIF's DateTimeOriginal: the camera's local time, no zone
     camera   text                           -- EXIF's Model
 );
-ALTER TABLE photos ADD COLUMN IF NOT EXISTS captured timestamp, ADD COLUMN IF NOT EXISTS camera text; -- older data
 CREATE INDEX IF NOT EXISTS photos_by_source ON photos (source, id);
 
 -- A conversion's row is also the converter's outbox: it is expanded into jobs once, then marked expanded.
@@ -25,16 +25,8 @@ CREATE TABLE IF NOT EXISTS conversions (
     created        timestamptz NOT NULL DEFAULT now(),
     jobs           int,                     -- how many jobs it was expanded into, counted as it is marked expanded
     jobs_finished  int NOT NULL DEFAULT 0,  -- how many of them are done or failed (the trigger `progress`)
-    jobs_failed    int NOT NULL DEFAULT 0   -- and how many failed
+    jobs_failed    int NOT NULL DEFAULT 0   -- and how many failed (its status: below)
 );
-ALTER TABLE conversions ADD COLUMN IF NOT EXISTS expanded timestamptz, ADD COLUMN IF NOT EXISTS error text, -- older
-    ADD COLUMN IF NOT EXISTS jobs int, ADD COLUMN IF NOT EXISTS jobs_finished int NOT NULL DEFAULT 0,
-    ADD COLUMN IF NOT EXISTS jobs_failed int NOT NULL DEFAULT 0;
--- Its status, kept with it rather than derived from its jobs each time it is read: failed when it could not be
--- expanded, pending until it is, running while any job is unfinished, then failed if any job failed, else done.
-ALTER TABLE conversions ADD COLUMN IF NOT EXISTS status text GENERATED ALWAYS AS (
-    CASE WHEN error IS NOT NULL THEN 'failed' WHEN expanded IS NULL THEN 'pending'
-        WHEN jobs_finished < jobs THEN 'running' WHEN jobs_failed > 0 THEN 'failed' ELSE 'done' END) STORED;
 CREATE INDEX IF NOT EXISTS conversions_to_expand ON conversions (id) WHERE expanded IS NULL;
 CREATE INDEX IF NOT EXISTS conversions_failed ON conversions (id) WHERE error IS NOT NULL; -- the latest failures
 
@@ -57,8 +49,30 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated        timestamptz NOT NULL DEFAULT now(),
     UNIQUE (conversion_id, name)             -- a conversion expanded again adds no job twice
 );
-DROP INDEX IF EXISTS jobs_by_update; -- older data: the status page's last hour is counted in tallies now
 CREATE INDEX IF NOT EXISTS jobs_failed ON jobs (updated) WHERE status = 'failed'; -- the latest failures, however rare
+
+-- A conversion's status, kept with it rather than derived from its jobs each time it is read: failed when it could not
+-- be expanded, pending until it is, running while any job is unfinished, then failed if any job failed, else done.
+-- Added here, with what older databases lack, only while it is missing (psql's \if): an ALTER TABLE waits for every
+-- transaction on its table and holds up all that come after, even with nothing to add, and a converter's expansion
+-- keeps one open on conversions while its other connection waits behind it (applied under load, the API stalled 30 s).
+SELECT NOT EXISTS (SELECT FROM information_schema.columns
+    WHERE table_schema = current_schema() AND table_name = 'conversions' AND column_name = 'status') AS older \gset
+\if :older
+ALTER TABLE photos ADD COLUMN IF NOT EXISTS captured timestamp, ADD COLUMN IF NOT EXISTS camera text;
+ALTER TABLE conversions ADD COLUMN IF NOT EXISTS expanded timestamptz, ADD COLUMN IF NOT EXISTS error text,
+    ADD COLUMN IF NOT EXISTS jobs int, ADD COLUMN IF NOT EXISTS jobs_finished int NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS jobs_failed int NOT NULL DEFAULT 0;
+ALTER TABLE conversions ADD COLUMN status text GENERATED ALWAYS AS (
+    CASE WHEN error IS NOT NULL THEN 'failed' WHEN expanded IS NULL THEN 'pending'
+        WHEN jobs_finished < jobs THEN 'running' WHEN jobs_failed > 0 THEN 'failed' ELSE 'done' END) STORED;
+DROP INDEX IF EXISTS jobs_by_update; -- the status page's last hour is counted in tallies now
+-- Conversions expanded before their jobs were counted on them.
+UPDATE conversions c SET (jobs, jobs_finished, jobs_failed) = (SELECT count(*),
+        count(*) FILTER (WHERE status IN ('done', 'failed')), count(*) FILTER (WHERE status = 'failed')
+    FROM jobs WHERE conversion_id = c.id)
+WHERE jobs IS NULL AND expanded IS NOT NULL;
+\endif
 
 -- A conversion's jobs are counted as the converter marks it expanded: they were committed just before (Converter).
 CREATE OR REPLACE FUNCTION count_jobs() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
@@ -82,11 +96,6 @@ CREATE OR REPLACE FUNCTION progress() RETURNS trigger LANGUAGE plpgsql AS $$ BEG
 END $$;
 CREATE OR REPLACE TRIGGER progress AFTER UPDATE ON jobs REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs
     FOR EACH STATEMENT EXECUTE FUNCTION progress();
--- Older data: conversions expanded before these counts were kept are counted once.
-UPDATE conversions c SET (jobs, jobs_finished, jobs_failed) = (SELECT count(*),
-        count(*) FILTER (WHERE status IN ('done', 'failed')), count(*) FILTER (WHERE status = 'failed')
-    FROM jobs WHERE conversion_id = c.id)
-WHERE jobs IS NULL AND expanded IS NOT NULL;
 
 -- Counts by status for /stats, at a cost that does not grow with history: each statement that adds, changes or removes
 -- photos, conversions or jobs appends what it changed, a row per (kind, status, minute) with its count, up for new rows
