@@ -88,7 +88,8 @@ CREATE OR REPLACE TRIGGER count_jobs BEFORE UPDATE OF expanded ON conversions
 CREATE OR REPLACE FUNCTION progress() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
     UPDATE conversions c SET jobs_finished = jobs_finished + f.finished, jobs_failed = jobs_failed + f.failed
     FROM (SELECT new_jobs.conversion_id,
-            sum((new_jobs.status IN ('done', 'failed'))::int - (old_jobs.status IN ('done', 'failed'))::int) AS finished,
+            sum((new_jobs.status IN ('done', 'failed'))::int - (old_jobs.status IN ('done', 'failed'))::int)
+                AS finished,
             sum((new_jobs.status = 'failed')::int - (old_jobs.status = 'failed')::int) AS failed
         FROM old_jobs JOIN new_jobs USING (id) GROUP BY 1) AS f
     WHERE c.id = f.conversion_id AND (f.finished <> 0 OR f.failed <> 0);
@@ -99,25 +100,38 @@ CREATE OR REPLACE TRIGGER progress AFTER UPDATE ON jobs REFERENCING OLD TABLE AS
 
 -- Counts by status for /stats, at a cost that does not grow with history: each statement that adds, changes or removes
 -- photos, conversions or jobs appends what it changed, a row per (kind, status, minute) with its count, up for new rows
--- and down for old ones. A count is the sum of its rows; the table is folded as it goes (the function `tally`).
+-- and down for old ones. A count is the sum of its rows; the table is folded as it goes (`fold_tallies`).
 CREATE TABLE IF NOT EXISTS tallies (
     kind    text NOT NULL,  -- photos, conversions or jobs
     status  text,           -- a conversion's or a job's; NULL for photos
     minute  timestamptz,    -- a job's last change, to the minute, for the status page's last hour; NULL once older
     n       bigint NOT NULL
 );
--- Appends a statement's rows to the tallies, TG_ARGV[0] (1 or -1) times. Every table's rows are read through JSON: a
--- table without status or updated has NULL there. One call in a hundred then folds the table into a row per key, taking
--- only rows that no other fold holds, so that no statement ever waits on another here.
+-- Folds the tallies into a row per key (a job's minutes older than the hour into its status's row), taking only rows
+-- that no other fold holds, so that no statement ever waits on another here. One tally in a hundred calls it.
+CREATE OR REPLACE FUNCTION fold_tallies() RETURNS void LANGUAGE sql AS $$
+    WITH folded AS (DELETE FROM tallies WHERE ctid IN (SELECT ctid FROM tallies FOR UPDATE SKIP LOCKED) RETURNING *)
+    INSERT INTO tallies SELECT kind, status, CASE WHEN minute > now() - interval '1 hour' THEN minute END, sum(n)
+    FROM folded GROUP BY 1, 2, 3 HAVING sum(n) <> 0;
+$$;
+-- Appends the rows a statement inserted (TG_ARGV[0] 1) or deleted (-1) to the tallies. Rows are read through JSON, so
+-- that one function serves every table: one without status or updated has NULL there.
 CREATE OR REPLACE FUNCTION tally() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
     INSERT INTO tallies
     SELECT TG_TABLE_NAME, r ->> 'status', date_trunc('minute', (r ->> 'updated')::timestamptz),
         TG_ARGV[0]::int * count(*)
     FROM (SELECT to_jsonb(changed) AS r FROM changed) AS rows GROUP BY 1, 2, 3;
-    WITH folded AS (DELETE FROM tallies
-        WHERE (SELECT random()) < 0.01 AND ctid IN (SELECT ctid FROM tallies FOR UPDATE SKIP LOCKED) RETURNING *)
-    INSERT INTO tallies SELECT kind, status, CASE WHEN minute > now() - interval '1 hour' THEN minute END, sum(n)
-    FROM folded GROUP BY 1, 2, 3 HAVING sum(n) <> 0;
+    PERFORM fold_tallies() WHERE random() < 0.01;
+    RETURN NULL;
+END $$;
+-- The same for an update, in one call: its old rows down, its new ones up, the keys whose count did not move left out
+-- (a conversion's count of finished jobs changes on every job; its status, only on the last).
+CREATE OR REPLACE FUNCTION tally_changes() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+    INSERT INTO tallies
+    SELECT TG_TABLE_NAME, r ->> 'status', date_trunc('minute', (r ->> 'updated')::timestamptz), sum(n)
+    FROM (SELECT to_jsonb(o) AS r, -1 AS n FROM old_rows o UNION ALL SELECT to_jsonb(n), 1 FROM new_rows n) AS rows
+    GROUP BY 1, 2, 3 HAVING sum(n) <> 0;
+    PERFORM fold_tallies() WHERE random() < 0.01;
     RETURN NULL;
 END $$;
 
@@ -128,18 +142,16 @@ END $$;
 BEGIN;
 CREATE OR REPLACE TRIGGER tally_added AFTER INSERT ON jobs REFERENCING NEW TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION tally('1');
-CREATE OR REPLACE TRIGGER tally_changed_from AFTER UPDATE ON jobs REFERENCING OLD TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION tally('-1');
-CREATE OR REPLACE TRIGGER tally_changed_to AFTER UPDATE ON jobs REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION tally('1');
+CREATE OR REPLACE TRIGGER tally_changed AFTER UPDATE ON jobs
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION tally_changes();
 CREATE OR REPLACE TRIGGER tally_removed AFTER DELETE ON jobs REFERENCING OLD TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION tally('-1');
 CREATE OR REPLACE TRIGGER tally_added AFTER INSERT ON conversions REFERENCING NEW TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION tally('1');
-CREATE OR REPLACE TRIGGER tally_changed_from AFTER UPDATE ON conversions REFERENCING OLD TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION tally('-1');
-CREATE OR REPLACE TRIGGER tally_changed_to AFTER UPDATE ON conversions REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION tally('1');
+CREATE OR REPLACE TRIGGER tally_changed AFTER UPDATE ON conversions
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION tally_changes();
 CREATE OR REPLACE TRIGGER tally_removed AFTER DELETE ON conversions REFERENCING OLD TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION tally('-1');
 CREATE OR REPLACE TRIGGER tally_added AFTER INSERT ON photos REFERENCING NEW TABLE AS changed
