@@ -9,12 +9,7 @@ sealed partial class Bench
     // connection open yet: no warm-up), the others are warm. Every job must end done with a 640x360 JPEG, read back.
     async Task CameraAsync()
     {
-        foreach (var old in started.Where(p => p.StartInfo.Environment["PROJECT"] == "Processor").ToList())
-        {
-            old.Kill();
-            old.WaitForExit();
-            started.Remove(old);
-        }
+        Stop(Processors()); // the last cluster run's, if any: P = cores are started afresh below
         var clients = cores * 4;
         var files = Directory.GetFiles(cameraPhotos).Order().Where((_, i) => !quick || i % 4 == 0).ToArray(); // --short: 48
         // Every claim of a job, counted by a trigger in the benchmark's own database: a job claimed twice was processed twice.

@@ -31,12 +31,8 @@ sealed partial class Bench
         if (jobs.Where(job => job.Status != "done").Select(job => job.Error).FirstOrDefault() is { } error)
             throw new InvalidOperationException($"a job failed: {error}");
         var peak = workers.Max(worker => PeakKb(worker.Id));
-        foreach (var worker in processors == cores ? [] : workers) // the last ones stay for the trivial jobs
-        {
-            worker.Kill();
-            worker.WaitForExit();
-            started.Remove(worker);
-        }
+        if (processors != cores)
+            Stop(workers); // the last ones stay for the trivial jobs
         return new Result(seconds, [.. jobs.Select(job => (double)job.Ms)], peak);
     }
 
@@ -49,6 +45,19 @@ sealed partial class Bench
         for (var i = 0; i < 50 * processors; i++)
             await TrivialJobAsync();
         return workers;
+    }
+
+    List<Process> Processors() => [.. started.Where(p => p.StartInfo.Environment["PROJECT"] == "Processor")];
+
+    // Ends processors of this run at once (their jobs are the benchmark's own), and forgets them.
+    void Stop(List<Process> processors)
+    {
+        foreach (var processor in processors)
+        {
+            processor.Kill();
+            processor.WaitForExit();
+            started.Remove(processor);
+        }
     }
 
     // One trivial job: the 32x32 PNG flipped. Timed by the client, from the operations POST until a GET (one every

@@ -31,12 +31,7 @@ sealed partial class Bench
 
     async Task ScaleAsync()
     {
-        foreach (var old in started.Where(p => p.StartInfo.Environment["PROJECT"] == "Processor").ToList())
-        {
-            old.Kill();
-            old.WaitForExit();
-            started.Remove(old);
-        }
+        Stop(Processors()); // those of the modes before: one is started afresh below
         if (tiny == 0)
             tiny = await UploadAsync(await File.ReadAllBytesAsync(Path.Combine(scratch, "tiny.png")), "tiny.png");
         await StartProcessorsAsync(1);

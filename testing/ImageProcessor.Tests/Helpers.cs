@@ -97,6 +97,20 @@ public static class Helpers
         return counts;
     }
 
+    /// <summary>Reads something (a page, a document) between two readings of the tables' counts that agree: nothing
+    /// changed meanwhile, as other tests' clusters share the database. After five tries, the last reading.</summary>
+    public static async Task<(T Read, Dictionary<string, long> Counts)> ReadSettledAsync<T>(
+        NpgsqlDataSource db, Func<Task<T>> read)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var before = await TableCountsAsync(db);
+            var result = await read();
+            if (before.SequenceEqual(await TableCountsAsync(db)) || attempt == 5)
+                return (result, before);
+        }
+    }
+
     public static JsonElement Job(this JsonElement conversion, string name) =>
         conversion.GetProperty("jobs").EnumerateArray().Single(job => job.GetProperty("name").GetString() == name);
 

@@ -57,16 +57,9 @@ public sealed class StatusPageTests(Cluster cluster)
 
     /// <summary>The page as the browser shows it, with the database's counts read before and after: the two agree
     /// once nothing is in flight.</summary>
-    async Task<(string Page, Dictionary<string, long> Counts)> SettledPageAsync()
-    {
-        for (var attempt = 0; ; attempt++)
-        {
-            var before = await Helpers.TableCountsAsync(db);
-            var page = Chromium("--dump-dom", $"{cluster.Address}#key={Cluster.ApiKey}");
-            if (before.SequenceEqual(await Helpers.TableCountsAsync(db)) || attempt == 5)
-                return (page, before);
-        }
-    }
+    Task<(string Page, Dictionary<string, long> Counts)> SettledPageAsync() =>
+        Helpers.ReadSettledAsync(db,
+            () => Task.FromResult(Chromium("--dump-dom", $"{cluster.Address}#key={Cluster.ApiKey}")));
 
     static long Shown(string page, string name) =>
         long.Parse(Regex.Match(page, $"data-count=\"{Regex.Escape(name)}\">([0-9]+)<").Groups[1].Value);
