@@ -28,7 +28,7 @@ export NAS=$PWD/nas ASPNETCORE_URLS=http://localhost:$API_PORT BUS=amqp://guest:
 export DATABASE="Host=127.0.0.1;Port=$POSTGRES_PORT;Username=imageprocessor;Password=imageprocessor;Timeout=5;No Reset On Close=true;Max Auto Prepare=16"
 # Every endpoint but /healthz wants this key; one is made up for the session unless API_KEY is set.
 export API_KEY=${API_KEY:-$(head -c 12 /dev/urandom | base64 | tr -d '/+=')}
-mkdir -p logs nas/photos # the NAS's set-up: the API serves only where its photos folder is (README)
+mkdir -p logs nas/photos nas/outputs # the NAS's set-up: the services never make its folders (README)
 start logs/api.log dotnet Api/bin/publish/Api.dll
 start logs/converter.log dotnet Converter/bin/publish/Converter.dll
 for n in $(seq "${PROCESSORS:-2}"); do

@@ -119,7 +119,9 @@ start_rabbitmq() { # DIR PORT [MANAGEMENT_PORT]
     RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf" RABBITMQ_DIST_PORT=$((port + 20000)) RABBITMQ_MNESIA_BASE="$dir/mnesia" \
     RABBITMQ_LOG_BASE="$dir/log" RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins" \
     RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" /usr/lib/rabbitmq/bin/rabbitmq-server
-  wait_port "$port" RabbitMQ
+  wait_port "$port" RabbitMQ || return 1
+  # The queues the services use (db/definitions.json), on stdin, as rabbitmq may not be able to read the file itself.
+  rabbitmq_ctl "$dir" "$port" import_definitions <"$(dirname "${BASH_SOURCE[0]}")/db/definitions.json" >/dev/null
 }
 
 # Stops or starts again the Postgres that start_postgres started; the fault tests restart it mid-batch. One started

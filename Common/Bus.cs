@@ -1,70 +1,74 @@
 namespace ImageProcessor;
 
-/// <summary>The one way onto and off the bus: durable quorum queues, persistent messages, confirmed publishes. A message
-/// is acked once its handler has recorded the work; a job goes to "jobs.dead" after five failed deliveries.</summary>
+/// <summary>The one way onto and off the bus, whose queues db/definitions.json declares: persistent messages, confirmed
+/// publishes, and each message acked once its handler has recorded the work.</summary>
 public sealed class Bus(IConnection connection, IChannel publisher)
 {
-    readonly CancellationTokenSource stopping = new();
+    static readonly BasicProperties Persistent = new() { Persistent = true };
     /// <summary>Cancelled on SIGTERM, as a deploy or a scale-down sends: no new work is taken after it.</summary>
-    public CancellationToken Stopping => stopping.Token;
+    public CancellationTokenSource Stopping { get; } = new();
 
     public static async Task<Bus> ConnectAsync()
     {
         var connection = await new ConnectionFactory { Uri = new Uri(Env.Bus) }.CreateConnectionAsync();
-        var publisher = await connection.CreateChannelAsync(new(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true));
-        await publisher.QueueDeclareAsync("jobs.dead", durable: true, exclusive: false, autoDelete: false,
-            arguments: new Dictionary<string, object?> { ["x-queue-type"] = "quorum" });
-        await publisher.QueueDeclareAsync("jobs", durable: true, exclusive: false, autoDelete: false, arguments: new Dictionary<string, object?>
-            { ["x-queue-type"] = "quorum", ["x-delivery-limit"] = 5, ["x-dead-letter-exchange"] = "", ["x-dead-letter-routing-key"] = "jobs.dead" });
-        return new Bus(connection, publisher);
+        return new Bus(connection, await connection.CreateChannelAsync(new(publisherConfirmationsEnabled: true,
+            publisherConfirmationTrackingEnabled: true)));
     }
 
     public async Task PublishAsync(string queue, Message message) => await publisher.BasicPublishAsync("", queue,
-        mandatory: true, new BasicProperties { Persistent = true }, JsonSerializer.SerializeToUtf8Bytes(message));
+        mandatory: true, Persistent, JsonSerializer.SerializeToUtf8Bytes(message));
 
-    /// <summary>Hands each message to handle, at most prefetch at a time, and acks it when handle returns. Returns a task
-    /// that ends once the consumer has stopped, on SIGTERM, with nothing in hand.</summary>
+    /// <summary>Hands each message to handle (prefetch at once at most), then acks it; ends once stopped.</summary>
     public async Task<Task> ConsumeAsync(string queue, ushort prefetch, Func<Message, Task> handle)
     {
         var channel = await connection.CreateChannelAsync();
         await channel.BasicQosAsync(prefetchSize: 0, prefetchCount: prefetch, global: false);
         var consumer = new AsyncEventingBasicConsumer(channel);
-        consumer.ReceivedAsync += async (_, delivery) =>
+        consumer.ReceivedAsync += async (_, args) =>
         {
             try
             {
-                await handle(JsonSerializer.Deserialize<Message>(delivery.Body.Span)!);
-                await channel.BasicAckAsync(delivery.DeliveryTag, multiple: false);
+                await handle(JsonSerializer.Deserialize<Message>(args.Body.Span)!);
+                await channel.BasicAckAsync(args.DeliveryTag, multiple: false);
             }
             catch (Exception e)
             {
-                // Back to the queue after a pause, up to the delivery limit; an unreadable one is dead at once. One the
-                // database was away for is not at fault: a copy takes its place, with the broker's count of deliveries new.
                 Console.Error.WriteLine($"{queue}: {e.GetType().Name}: {e.Message}");
                 await Task.Delay(TimeSpan.FromSeconds(1));
                 if (e is DbException { IsTransient: true })
-                    await PublishAsync(queue, JsonSerializer.Deserialize<Message>(delivery.Body.Span)!);
-                await (e is DbException { IsTransient: true } ? channel.BasicAckAsync(delivery.DeliveryTag, multiple: false)
-                    : channel.BasicNackAsync(delivery.DeliveryTag, multiple: false, requeue: e is not JsonException));
+                {
+                    // No fault of the message: a copy, its count of deliveries new, takes its place (ARCHITECTURE.md).
+                    await publisher.BasicPublishAsync("", queue, mandatory: true, Persistent, args.Body);
+                    await channel.BasicAckAsync(args.DeliveryTag, multiple: false);
+                }
+                else // back to the queue, up to the delivery limit; dead at once if it cannot be read
+                    await channel.BasicNackAsync(args.DeliveryTag, multiple: false, requeue: e is not JsonException);
             }
         };
         // The broker's cancel-ok reaches the consumer only after the handler at work has finished: then it is idle. (A
-        // channel closed by a broker outage unregisters it too, but it is registered again when the broker returns.)
-        var cancelled = new TaskCompletionSource();
-        consumer.UnregisteredAsync += (_, _) => Task.FromResult(Stopping.IsCancellationRequested && cancelled.TrySetResult());
+        // broker outage unregisters it too, and registers it again on its return.)
+        var stopped = new TaskCompletionSource();
+        consumer.UnregisteredAsync += (_, _) =>
+        {
+            if (Stopping.IsCancellationRequested)
+                stopped.TrySetResult();
+            return Task.CompletedTask;
+        };
         var tag = await channel.BasicConsumeAsync(queue, autoAck: false, consumer);
-        Stopping.Register(() => channel.BasicCancelAsync(tag));
-        return cancelled.Task;
+        Stopping.Token.Register(() => channel.BasicCancelAsync(tag));
+        return stopped.Task;
     }
 
-    /// <summary>Runs until SIGTERM, then waits for the work given (consumers, loops) to stop, STOP_SECONDS at most
-    /// (8: compose kills 10 s after SIGTERM); a job unfinished then goes back to its queue as it exits.</summary>
+    /// <summary>Runs until SIGTERM, then waits for the work given (consumers, loops) to stop, STOP_SECONDS at most (8:
+    /// compose kills 10 s after SIGTERM); a job unfinished then goes back to its queue as the process exits.</summary>
     public async Task RunUntilStoppedAsync(params Task[] work)
     {
-        var signalled = new TaskCompletionSource(); // cancelling SIGTERM's default, an exit at once, with status 143
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal => signal.Cancel = signalled.TrySetResult());
-        await signalled.Task;
-        await stopping.CancelAsync();
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, signal =>
+        {
+            signal.Cancel = true; // not SIGTERM's default, an exit at once with status 143: the work in hand ends first
+            Stopping.Cancel();
+        });
+        await Task.WhenAny(Task.Delay(Timeout.Infinite, Stopping.Token)); // which ends, cancelled, on SIGTERM
         await Task.WhenAny(Task.WhenAll(work), Task.Delay(int.Parse(Env.Get("STOP_SECONDS", "8")) * 1000));
     }
 }

@@ -1,18 +1,22 @@
 namespace ImageProcessor;
 
-/// <summary>README's operations language. Every mistake is an OperationsException: "line 2: unknown operation 'rotat'".</summary>
+/// <summary>README's operations language. Each mistake is an OperationsException: "line N: what is wrong".</summary>
 public static class Operations
 {
     public const int MaxOutputs = 100, MaxSteps = 20;
     public static readonly string[] Formats = ["jpeg", "png", "webp", "gif", "tiff"];
-    const string Geometry = "W, xH or WxH, optionally ending in ! ^ > or <, or P%";
     public static readonly Regex Name = new("^[A-Za-z0-9_-]{1,64}$");
-    static readonly Regex Sides = new(@"^(?<w>\d{1,6})?(?:x(?<h>\d{1,6})?)?[!^<>]?$|^(?<p>\d{1,4})%$");
-    static readonly Regex Crop = new(@"^(?<w>\d{1,6})x(?<h>\d{1,6})(?:[+-]\d{1,6}[+-]\d{1,6})?$");
+    // Sides of 1 to 10000 pixels and scales of 1% to 400% bound every output's size.
+    const string Side = "(?:[1-9][0-9]{0,3}|10000)", Scale = "(?:[1-9][0-9]?|[1-3][0-9][0-9]|400)";
+    static readonly Regex Geometry = new($"^(?:{Side}x?|{Side}?x{Side})[!^<>]?$|^{Scale}%$");
+    static readonly Regex Crop = new($@"^{Side}x{Side}(?:[+-]\d{{1,6}}[+-]\d{{1,6}})?$");
+    const string GeometryUsage = "W, xH or WxH, optionally ending in ! ^ > or <, or P%";
 
-    // Each operation as README's table gives it: how its argument is written and checked, and what it does to the
-    // image: the Magick.NET call that is ImageMagick's option of the same name (the table's last column).
-    static readonly Dictionary<string, Definition> Definitions = new()
+    /// <summary>An operation: how its argument is written and checked, and what it does to an image.</summary>
+    public sealed record Definition(string Usage, Func<string, bool> IsValid, Action<MagickImage, string> Apply);
+
+    /// <summary>README's table, each operation applied by ImageMagick's option of its name.</summary>
+    public static readonly Dictionary<string, Definition> Definitions = new()
     {
         ["autoorient"] = NoArgument(image => image.AutoOrient()),
         ["flip"] = NoArgument(image => image.Flip()),
@@ -20,27 +24,23 @@ public static class Operations
         ["grayscale"] = NoArgument(image => image.ColorSpace = ColorSpace.Gray),
         ["normalize"] = NoArgument(image => image.Normalize()),
         ["strip"] = NoArgument(image => image.Strip()),
-        ["resize"] = (Geometry, IsGeometry, (image, arg) => image.Resize(new MagickGeometry(arg))),
-        ["thumbnail"] = (Geometry, IsGeometry, (image, arg) => image.Thumbnail(new MagickGeometry(arg))),
-        ["crop"] = ("WxH or WxH+X+Y", arg => Crop.Match(arg) is { Success: true } m && AreSides(m), (image, arg) =>
+        ["resize"] = new(GeometryUsage, Geometry.IsMatch, (image, arg) => image.Resize(new MagickGeometry(arg))),
+        ["thumbnail"] = new(GeometryUsage, Geometry.IsMatch, (image, arg) => image.Thumbnail(new MagickGeometry(arg))),
+        ["crop"] = new("WxH or WxH+X+Y", Crop.IsMatch, (image, arg) =>
         {
             image.Crop(new MagickGeometry(arg), arg.IndexOfAny(['+', '-']) < 0 ? Gravity.Center : Gravity.Undefined);
             image.ResetPage();
         }),
-        ["rotate"] = ("degrees from -360 to 360", arg => IsNumber(arg, -360, 360), (image, arg) => image.Rotate(Number(arg))),
-        // Bounded by what sane use needs: sharpen's cost grows with sigma squared (5: 4.5 s on 4 MP), blur's with it.
-        // Radius 0: ImageMagick picks one to suit sigma.
-        ["blur"] = ("a sigma from 0 to 50", arg => IsNumber(arg, 0, 50), (image, arg) => image.Blur(0, Number(arg))),
-        ["sharpen"] = ("a sigma from 0 to 5", arg => IsNumber(arg, 0, 5), (image, arg) => image.Sharpen(0, Number(arg))),
-        ["quality"] = ("a whole number from 1 to 100", arg => int.TryParse(arg, out var q) && q is >= 1 and <= 100,
+        ["rotate"] = new("degrees from -360 to 360", Between(-360, 360), (image, arg) => image.Rotate(Number(arg))),
+        // Sigmas bound by sane use, as cost grows with their square (sharpen 5: 4.5 s on 4 MP); radius 0 is automatic.
+        ["blur"] = new("a sigma from 0 to 50", Between(0, 50), (image, arg) => image.Blur(0, Number(arg))),
+        ["sharpen"] = new("a sigma from 0 to 5", Between(0, 5), (image, arg) => image.Sharpen(0, Number(arg))),
+        ["quality"] = new("a whole number from 1 to 100", arg => int.TryParse(arg, out var q) && q is >= 1 and <= 100,
             (image, arg) => image.Quality = uint.Parse(arg)),
-        ["modulate"] = ("brightness[,saturation[,hue]], each from 0 to 200", arg => arg.Split(',') is { Length: <= 3 } parts
-            && parts.All(part => IsNumber(part, 0, 200)), (image, arg) => Modulate(image, [.. arg.Split(',').Select(Number), 100, 100])),
-        ["format"] = (string.Join(", ", Formats), Formats.Contains, (_, _) => { }), // names the output file instead
+        ["modulate"] = new("brightness[,saturation[,hue]], each from 0 to 200", IsModulation,
+            (image, arg) => Modulate(image, [.. arg.Split(',').Select(Number), 100, 100])), // 100: unchanged
+        ["format"] = new(string.Join(", ", Formats), Formats.Contains, (_, _) => { }), // names the output file instead
     };
-
-    /// <summary>Does to the image what a parsed step stands for.</summary>
-    public static void Apply(MagickImage image, Step step) => Definitions[step.Op].Apply(image, step.Arg);
 
     public static List<Output> Parse(string text)
     {
@@ -67,29 +67,24 @@ public static class Operations
     static Step ParseStep(int line, string step)
     {
         var words = step.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
-        if (words.Length == 0)
-            throw Error(line, "missing operation");
-        var (op, arg) = (words[0], words.ElementAtOrDefault(1) ?? "");
-        if (!Definitions.TryGetValue(op, out var argument))
-            throw Error(line, $"unknown operation '{op}'");
+        var op = words.FirstOrDefault() ?? throw Error(line, "missing operation");
+        var definition = Definitions.GetValueOrDefault(op) ?? throw Error(line, $"unknown operation '{op}'");
         if (words.Length > 2)
             throw Error(line, $"unexpected argument '{words[2]}' to '{op}'");
-        return argument.IsValid(arg) ? new Step(op, arg) : throw Error(line, arg == "" ? $"missing argument to '{op}' ({argument.Usage})"
-            : $"invalid argument '{arg}' to '{op}' ({argument.Usage})");
+        var arg = words.ElementAtOrDefault(1) ?? "";
+        var mistake = arg == "" ? "missing argument to" : $"invalid argument '{arg}' to";
+        if (!definition.IsValid(arg))
+            throw Error(line, $"{mistake} '{op}' ({definition.Usage})");
+        return new Step(op, arg);
     }
 
     static OperationsException Error(int line, string message) => new($"line {line}: {message}");
-    static Definition NoArgument(Action<MagickImage> apply) => ("no argument", arg => arg == "", (i, _) => apply(i));
-    static void Modulate(MagickImage image, double[] p) => image.Modulate(new(p[0]), new(p[1]), new(p[2])); // percents
-    // Sides up to 10000 pixels and scales up to 400% bound the size of every output.
-    static bool IsGeometry(string arg) => Sides.Match(arg) is { Success: true } m && (m.Groups["p"].Success
-        ? int.Parse(m.Groups["p"].Value) is >= 1 and <= 400
-        : (m.Groups["w"].Success || m.Groups["h"].Success) && AreSides(m));
-    static bool AreSides(Match m) =>
-        new[] { m.Groups["w"], m.Groups["h"] }.All(side => !side.Success || int.Parse(side.Value) is >= 1 and <= 10000);
-    static bool IsNumber(string arg, double min, double max) =>
-        double.TryParse(arg, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max;
+    static Definition NoArgument(Action<MagickImage> apply) => new("no argument", arg => arg == "", (i, _) => apply(i));
+    static Func<string, bool> Between(double min, double max) => arg =>
+        double.TryParse(arg, NumberStyles.Float, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max;
     static double Number(string arg) => double.Parse(arg, NumberStyles.Float, CultureInfo.InvariantCulture);
+    static bool IsModulation(string arg) => arg.Split(',') is { Length: <= 3 } parts && parts.All(Between(0, 200));
+    static void Modulate(MagickImage image, double[] p) => image.Modulate(new(p[0]), new(p[1]), new(p[2])); // percents
 }
 
 // One line of an operations file is an output image, made by steps: operations with their argument ("" for none).

@@ -1,14 +1,14 @@
-var db = NpgsqlDataSource.Create(Env.Database);
+var db = NpgsqlDataSource.Create(Env.Database(pool: 4));
 var bus = await Bus.ConnectAsync();
 
-// A dead-lettered job, one its processors failed on at every delivery, is recorded as failed: nothing waits for it.
-var deadLetters = await bus.ConsumeAsync("jobs.dead", prefetch: 8, async message => await db.CreateConnection().ExecuteAsync("""
-    UPDATE jobs SET status = 'failed', updated = now(), error = 'gave up after 5 deliveries, each of which failed (see the processor log)'
+// A job dead-lettered, one its processors failed on at every delivery, is recorded failed: nothing waits for it.
+var deadLetters = await bus.ConsumeAsync("jobs.dead", prefetch: 8, message => db.CreateConnection().ExecuteAsync("""
+    UPDATE jobs SET status = 'failed', updated = now(),
+        error = 'gave up after 5 deliveries, each of which failed (see the processor log)'
     WHERE id = @Id AND status IN ('queued', 'running')
     """, message));
 
-// The conversions table is the outbox: the API only records a conversion, which Postgres announces (db/schema.sql). A
-// sweep follows each announcement and each quiet second, so what was recorded while anything was away is expanded later.
+// The conversions table is the outbox, swept on each announcement (NOTIFY) and each quiet second (ARCHITECTURE.md).
 await bus.RunUntilStoppedAsync(deadLetters, Task.Run(async () =>
 {
     while (!bus.Stopping.IsCancellationRequested)
@@ -27,22 +27,24 @@ await bus.RunUntilStoppedAsync(deadLetters, Task.Run(async () =>
         }
 }));
 
-// Expands a conversion into jobs in three steps: the jobs committed (a processor must see the row of an id it gets), their
-// messages confirmed, the conversion marked expanded; after a crash it is expanded again (no job twice, the queued ones
-// republished). Its row stays locked meanwhile for other converters to skip; NO KEY lets the jobs' foreign key through.
+// Expands the oldest conversion left (ARCHITECTURE.md): its jobs committed on a second connection, their messages
+// confirmed, then it is marked expanded; its row locked meanwhile, FOR NO KEY UPDATE to let the jobs' key through.
 async Task<bool> ExpandOneAsync(NpgsqlConnection connection)
 {
     await using var transaction = await connection.BeginTransactionAsync();
-    var conversion = await connection.QuerySingleOrDefaultAsync<(long Id, string Text)?>(
-        "SELECT id, operations FROM conversions WHERE expanded IS NULL ORDER BY id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED");
-    if (conversion is not (long id, string text))
+    var conversion = await connection.QuerySingleOrDefaultAsync<(long Id, string Text)?>("""
+        SELECT id, operations FROM conversions WHERE expanded IS NULL ORDER BY id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED
+        """);
+    if (conversion is null)
         return false;
+    var (id, text) = conversion.Value;
     string? error = null;
     try
     {
+        // The jobs made now and those queued by an earlier try: the second SELECT sees the table as it was before.
         var queued = await db.CreateConnection().QueryAsync<long>("""
             WITH made AS (INSERT INTO jobs (conversion_id, name, steps)
-                SELECT @id, "Name", "Steps" FROM jsonb_to_recordset(@outputs::jsonb) AS outputs("Name" text, "Steps" jsonb)
+                SELECT @id, "Name", "Steps" FROM jsonb_to_recordset(@outputs::jsonb) AS o("Name" text, "Steps" jsonb)
                 ON CONFLICT DO NOTHING RETURNING id)
             SELECT id FROM made UNION SELECT id FROM jobs WHERE conversion_id = @id AND status = 'queued'
             """, new { id, outputs = JsonSerializer.Serialize(Operations.Parse(text)) });
@@ -50,9 +52,10 @@ async Task<bool> ExpandOneAsync(NpgsqlConnection connection)
     }
     catch (OperationsException e)
     {
-        error = e.Message; // the API refuses a posted file with a mistake, but a row written otherwise fails here
+        error = e.Message; // the API refuses a file with a mistake, but a row written around it fails here
     }
-    await connection.ExecuteAsync("UPDATE conversions SET expanded = now(), error = @error WHERE id = @id", new { id, error });
+    await connection.ExecuteAsync("UPDATE conversions SET expanded = now(), error = @error WHERE id = @id",
+        new { id, error });
     await transaction.CommitAsync();
     return true;
 }

@@ -19,7 +19,7 @@ sealed partial class Bench : IAsyncDisposable
     readonly string[] inputs;
     readonly List<Process> started = [];
     readonly HttpClient http;
-    readonly NpgsqlDataSource db = NpgsqlDataSource.Create(Env.Database);
+    readonly NpgsqlDataSource db = NpgsqlDataSource.Create(Env.Database(pool: 10));
     readonly List<string> cpu = []; // where the cores went during the cluster run with P = cores
     Result cameraEngine = null!, cameraPeer = null!;
     string nas = "";
@@ -61,6 +61,7 @@ sealed partial class Bench : IAsyncDisposable
         // The cluster: the API and the converter for the whole run, processors started afresh for each P.
         nas = Fresh("nas");
         Directory.CreateDirectory(Path.Combine(nas, "photos"));
+        Directory.CreateDirectory(Path.Combine(nas, "outputs"));
         started.AddRange([Start("Api"), Start("Converter")]);
         try
         {

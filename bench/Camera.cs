@@ -37,7 +37,7 @@ sealed partial class Bench
         var jobs = (await db.CreateConnection().QueryAsync<(long Id, string Status, string? Error, string? Output)>(
             "SELECT id, status, error, output FROM jobs WHERE id > @firstJob", new { firstJob })).ToList();
         var done = jobs.Count(job => job.Status == "done");
-        var sized = jobs.Count(job => job.Output is { } output && Magick.Ping(Path.Combine(nas, output)) is (640, 360, "jpeg", _, _, _));
+        var sized = jobs.Count(job => job.Output is { } output && new ImageMagick.MagickImageInfo(Path.Combine(nas, output)) is { Width: 640, Height: 360, Format: ImageMagick.MagickFormat.Jpeg });
         var (claimed, twice) = await db.CreateConnection().QuerySingleAsync<(long, long)>("""
             SELECT count(*), count(*) FILTER (WHERE claims > 1)
             FROM (SELECT count(*) AS claims FROM bench_claims WHERE job_id > @firstJob GROUP BY job_id) AS jobs

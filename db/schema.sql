@@ -135,6 +135,27 @@ CREATE OR REPLACE FUNCTION tally_changes() RETURNS trigger LANGUAGE plpgsql AS $
     RETURN NULL;
 END $$;
 
+-- The tallies as the tables count them: what the tallies start from, and what rebuilds them when they are wrong (after
+-- triggers were disabled while rows changed), with the one line README gives: SELECT rebuild_tallies(). Writers wait
+-- meanwhile, as the tallies are locked, so that a fold can neither move a row the rebuild removes nor be counted twice.
+CREATE OR REPLACE VIEW counted_tallies AS
+SELECT 'photos' AS kind, NULL::text AS status, NULL::timestamptz AS minute, count(*) AS n FROM photos HAVING count(*) > 0
+UNION ALL
+SELECT 'conversions', status, NULL, count(*) FROM conversions GROUP BY status
+UNION ALL
+SELECT 'jobs', status, CASE WHEN updated > now() - interval '1 hour' THEN date_trunc('minute', updated) END, count(*)
+FROM jobs GROUP BY 2, 3;
+CREATE OR REPLACE FUNCTION rebuild_tallies() RETURNS void LANGUAGE sql AS $$
+    LOCK TABLE tallies IN EXCLUSIVE MODE;
+    DELETE FROM tallies;
+    INSERT INTO tallies SELECT * FROM counted_tallies;
+$$;
+-- A TRUNCATE removes rows without telling the row triggers: the tallies are counted again from what is left.
+CREATE OR REPLACE FUNCTION tally_truncate() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+    PERFORM rebuild_tallies();
+    RETURN NULL;
+END $$;
+
 -- The triggers, and once the count of older data (what was there before the tallies, while they are empty), in one
 -- transaction: creating a trigger holds off the table's writers until it ends, so no row is counted twice or not at
 -- all. Jobs first, then conversions: a job's update goes on to its conversion's row (trigger `progress`), so applying
@@ -158,35 +179,35 @@ CREATE OR REPLACE TRIGGER tally_added AFTER INSERT ON photos REFERENCING NEW TAB
     FOR EACH STATEMENT EXECUTE FUNCTION tally('1');
 CREATE OR REPLACE TRIGGER tally_removed AFTER DELETE ON photos REFERENCING OLD TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION tally('-1');
-INSERT INTO tallies
-SELECT 'photos', NULL, NULL::timestamptz, count(*) FROM photos
-WHERE NOT EXISTS (SELECT FROM tallies) HAVING count(*) > 0
-UNION ALL
-SELECT 'conversions', status, NULL, count(*) FROM conversions WHERE NOT EXISTS (SELECT FROM tallies) GROUP BY status
-UNION ALL
-SELECT 'jobs', status, CASE WHEN updated > now() - interval '1 hour' THEN date_trunc('minute', updated) END, count(*)
-FROM jobs WHERE NOT EXISTS (SELECT FROM tallies) GROUP BY 2, 3;
+CREATE OR REPLACE TRIGGER tally_truncated AFTER TRUNCATE ON jobs FOR EACH STATEMENT EXECUTE FUNCTION tally_truncate();
+CREATE OR REPLACE TRIGGER tally_truncated AFTER TRUNCATE ON conversions
+    FOR EACH STATEMENT EXECUTE FUNCTION tally_truncate();
+CREATE OR REPLACE TRIGGER tally_truncated AFTER TRUNCATE ON photos FOR EACH STATEMENT EXECUTE FUNCTION tally_truncate();
+SELECT rebuild_tallies() WHERE NOT EXISTS (SELECT FROM tallies);
 COMMIT;
 
--- The API's JSON documents, derived here so that each has one definition beside its data.
-CREATE OR REPLACE VIEW photo_documents AS
-SELECT id, json_build_object('id', id, 'width', width, 'height', height, 'format', format, 'bytes', bytes, 'source', source,
-    'created', created, 'captured', captured, 'camera', camera) AS document, source, created
-FROM photos;
+-- The API's JSON documents, derived here so that each has one definition beside its data. Each is built from its row,
+-- so that the INSERT that makes the row returns its document in the same statement (the API's 201 and 202).
+CREATE OR REPLACE FUNCTION photo_document(p photos) RETURNS json LANGUAGE sql STABLE AS $$
+    SELECT json_build_object('id', p.id, 'width', p.width, 'height', p.height, 'format', p.format, 'bytes', p.bytes,
+        'source', p.source, 'created', p.created)
+$$;
+CREATE OR REPLACE VIEW photo_documents AS SELECT id, photo_document(photos) AS document, source, created FROM photos;
 
 -- A conversion with its status and its jobs, built for each row read: the latest six cost six.
-CREATE OR REPLACE VIEW conversion_documents AS
-SELECT id, json_build_object('id', id, 'photoId', photo_id, 'status', status, 'error', error,
-    'jobs', (SELECT coalesce(json_agg(json_build_object('id', j.id, 'name', j.name, 'status', j.status,
-            'error', j.error, 'output', CASE WHEN j.status = 'done' THEN '/jobs/' || j.id || '/output' END)
-        ORDER BY j.id), '[]')
-        FROM jobs j WHERE j.conversion_id = c.id)) AS document
-FROM conversions c;
+CREATE OR REPLACE FUNCTION conversion_document(c conversions) RETURNS json LANGUAGE sql STABLE AS $$
+    SELECT json_build_object('id', c.id, 'photoId', c.photo_id, 'status', c.status, 'error', c.error,
+        'jobs', (SELECT coalesce(json_agg(json_build_object('id', j.id, 'name', j.name, 'status', j.status,
+                'error', j.error, 'output', CASE WHEN j.status = 'done' THEN '/jobs/' || j.id || '/output' END)
+            ORDER BY j.id), '[]')
+            FROM jobs j WHERE j.conversion_id = c.id))
+$$;
+CREATE OR REPLACE VIEW conversion_documents AS SELECT id, conversion_document(c) AS document FROM conversions c;
 
 -- The status page's one document (GET /stats): counts by status, the jobs finished in each of the last 60 minutes (from
 -- the tallies), the latest conversions with their jobs, and the latest failures with their reasons.
 CREATE OR REPLACE VIEW stats AS
-WITH counts AS (SELECT kind, status, sum(n) AS n FROM tallies GROUP BY kind, status HAVING sum(n) > 0)
+WITH counts AS (SELECT kind, status, sum(n) AS n FROM tallies GROUP BY kind, status HAVING sum(n) <> 0)
 SELECT json_build_object(
     'photos', (SELECT coalesce(sum(n), 0) FROM counts WHERE kind = 'photos'),
     'conversions', (SELECT coalesce(json_object_agg(status, n), '{}') FROM counts WHERE kind = 'conversions'),

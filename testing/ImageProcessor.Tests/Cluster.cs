@@ -28,6 +28,7 @@ public sealed class Cluster : IAsyncLifetime
         Http = new HttpClient { BaseAddress = Address, DefaultRequestHeaders = { ExpectContinue = true } };
         Http.DefaultRequestHeaders.Authorization = new("Bearer", ApiKey);
         Directory.CreateDirectory(Path.Combine(Nas, "photos")); // the NAS's set-up, as run.sh and compose do it
+        Directory.CreateDirectory(Path.Combine(Nas, "outputs"));
         Start("Api");
         Start("Converter");
         Start("Processor");

@@ -9,7 +9,7 @@ namespace ImageProcessor.Tests;
 public sealed class DeliveryTests(Cluster cluster)
 {
     readonly HttpClient http = cluster.Http;
-    readonly NpgsqlDataSource db = NpgsqlDataSource.Create(Env.Database);
+    readonly NpgsqlDataSource db = NpgsqlDataSource.Create(Env.Database(pool: 10));
 
     [Fact]
     public async Task AConversionExpandedAgainMakesNoSecondJob()

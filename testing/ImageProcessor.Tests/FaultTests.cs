@@ -23,7 +23,7 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
     static readonly string Operations = string.Join('\n',
         Enumerable.Range(1, OutputsEach).Select(i => $"out{i}: resize {20 + i}% | blur {i % 3 + 1} | quality 80"));
     readonly HttpClient http = cluster.Http;
-    readonly NpgsqlDataSource db = NpgsqlDataSource.Create(Env.Database);
+    readonly NpgsqlDataSource db = NpgsqlDataSource.Create(Env.Database(pool: 10));
 
     [Fact]
     public async Task AProcessorKilledWhileItHoldsAJobLosesNothing()

@@ -167,13 +167,16 @@ public sealed class ImageTests
     [Fact]
     public void PingReadsTheSizeAndFormatFromTheHeader()
     {
-        File.WriteAllBytes(Path.Combine(Folder, "side.jpg"), OnItsSide());
-        Assert.Equal((800, 640, "png", "Undefined", null, null), Magick.Ping(Helpers.Sample("meadow")));
-        Assert.Equal("RightTop", Magick.Ping(Path.Combine(Folder, "side.jpg")).Orientation);
-        Assert.Equal((2560, 1600, "jpeg", "Undefined", null, null), Magick.Ping(Helpers.Sample("ladybird")));
-        // The time it was taken and the camera's model come from EXIF, when the photo has them.
-        Assert.Equal((640, 480, "jpeg", "TopLeft", new DateTime(2008, 4, 19, 13, 43, 16), "DiMAGE Z5"),
-            Magick.Ping(Path.Combine(Cluster.Root, "testing", "photos", "wood.jpg")));
+        Assert.Equal((800u, 640u, MagickFormat.Png), Header(Helpers.Sample("meadow")));
+        Assert.Equal((2560u, 1600u, MagickFormat.Jpeg), Header(Helpers.Sample("ladybird")));
+        Assert.Equal((640u, 480u, MagickFormat.Jpeg), Header(Path.Combine(Cluster.Root, "testing", "photos", "wood.jpg")));
+
+        static (uint, uint, MagickFormat) Header(string path)
+        {
+            using var photo = File.OpenRead(path);
+            var header = Magick.Ping(photo);
+            return (header.Width, header.Height, header.Format);
+        }
     }
 
     [Fact]

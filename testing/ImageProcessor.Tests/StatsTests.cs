@@ -12,7 +12,7 @@ namespace ImageProcessor.Tests;
 public sealed class StatsTests(Cluster cluster)
 {
     readonly HttpClient http = cluster.Http;
-    readonly NpgsqlDataSource db = NpgsqlDataSource.Create(Env.Database);
+    readonly NpgsqlDataSource db = NpgsqlDataSource.Create(Env.Database(pool: 10));
 
     [Fact]
     public async Task ItsCountsAreTheTablesOwnWhateverHappensToTheJobs()
@@ -48,7 +48,7 @@ public sealed class StatsTests(Cluster cluster)
         var photo = await http.UploadedIdAsync(Helpers.Sample("storm"));
         var outputs = string.Join('\n', Enumerable.Range(1, 8).Select(i => $"o{i}: resize {i}%"));
         var posted = Enumerable.Range(0, 20).Select(_ => http.PostOperationsAsync(photo, outputs)).ToArray();
-        var settings = new NpgsqlConnectionStringBuilder(Env.Database);
+        var settings = new NpgsqlConnectionStringBuilder(Env.Database(pool: 10));
         var database = $"postgresql://{settings.Username}:{settings.Password}@{settings.Host}:{settings.Port}/{settings.Username}";
         for (var i = 0; i < 5; i++)
             Helpers.Run("psql", "-q", "-v", "ON_ERROR_STOP=1", database, "-f", Path.Combine(Cluster.Root, "db", "schema.sql"));

@@ -12,7 +12,7 @@ namespace ImageProcessor.Tests;
 public sealed class StatusPageTests(Cluster cluster)
 {
     readonly HttpClient http = cluster.Http;
-    readonly NpgsqlDataSource db = NpgsqlDataSource.Create(Env.Database);
+    readonly NpgsqlDataSource db = NpgsqlDataSource.Create(Env.Database(pool: 10));
     /// <summary>Where the screenshot is kept, outside the scratch folder that the test command removes.</summary>
     static readonly string Artifacts = Path.Combine(Cluster.Root, "testing", "artifacts");
 
