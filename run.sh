@@ -13,7 +13,8 @@ MANAGEMENT_PORT=${MANAGEMENT_PORT:-15672}
 trap stop_started EXIT
 trap 'exit 130' INT TERM
 require_free_port "$API_PORT" "the API"
-start_postgres "$PWD/db/data/pgdata" "$POSTGRES_PORT"
+# Room for every service's pool (README): the API's 40, the converter's 4 and 2 a processor, and a few to spare.
+start_postgres "$PWD/db/data/pgdata" "$POSTGRES_PORT" $((100 + 2 * ${PROCESSORS:-2}))
 start_rabbitmq "$PWD/bus" "$RABBITMQ_PORT" "$MANAGEMENT_PORT"
 # Published as the images are: precompiled for this machine (ReadyToRun, see Directory.Build.props), so that a fresh
 # process does its first jobs at full speed instead of compiling its code meanwhile.

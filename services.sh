@@ -74,8 +74,8 @@ wait_port() { # PORT WHAT
   return 1
 }
 
-start_postgres() { # DIR PORT
-  local dir port=$2 bin=/usr/lib/postgresql/15/bin socket
+start_postgres() { # DIR PORT [MAX_CONNECTIONS]
+  local dir port=$2 connections=${3:-100} bin=/usr/lib/postgresql/15/bin socket
   dir=$(realpath -m "$1")
   socket=$dir/.s.PGSQL.$port
   require_free_port "$port" Postgres || return 1
@@ -89,6 +89,8 @@ start_postgres() { # DIR PORT
   [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
   chmod 700 "$dir"
   [ -f "$dir/PG_VERSION" ] || $(as postgres) $bin/initdb -D "$dir" -U postgres --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+  # In its configuration, so that a restart (postgres_ctl) keeps it.
+  $(as postgres) sed -i "s/^#\?max_connections = [0-9]*/max_connections = $connections/" "$dir/postgresql.conf"
   start "$dir.log" $(as postgres) $bin/postgres -D "$dir" -p "$port" -h 127.0.0.1 -k "$dir"
   POSTGRES_DIR=$dir
   wait_port "$port" Postgres || return 1

@@ -9,7 +9,7 @@ install_missing postgresql-15 rabbitmq-server imagemagick docker-compose curl ac
 
 scratch=$(mktemp -d /tmp/imageprocessor-test.XXXXXX)
 trap 'stop_started; rm -rf "$scratch"' EXIT
-start_postgres "$scratch/db" 35432
+start_postgres "$scratch/db" 35432 300 # the suite's clusters, its second APIs and its own pools at once
 start_rabbitmq "$scratch/bus" 35672
 
 export DATABASE="Host=127.0.0.1;Port=35432;Username=imageprocessor;Password=imageprocessor;Timeout=5;No Reset On Close=true;Max Auto Prepare=16"
