@@ -7,7 +7,7 @@ var maxPixels = long.Parse(Env.Get("MAX_PIXELS", "50000000"));
 builder.Services.AddNpgsqlDataSource(Env.Database(pool: 40)); // a connection per request, open while a query runs
 // Errors: each leaves as RFC 9457 ProblemDetails, its detail Problem's (below), or else the request that failed.
 builder.Services.AddProblemDetails(options => options.CustomizeProblemDetails = context => context.ProblemDetails.Detail
-    ??= Problem(context.Exception).Detail ?? $"{context.ProblemDetails.Title}: {Name(context.HttpContext.Request)}");
+    ??= Problem(context.Exception).Detail ?? $"{context.ProblemDetails.Title}: {context.HttpContext.Request.Path}");
 builder.Services.Configure<RouteHandlerOptions>(options => options.ThrowOnBadRequest = true); // a bad parameter, named
 
 var app = builder.Build();
@@ -21,7 +21,7 @@ app.Use((context, next) => apiKey == "" || context.Request.Path == "/healthz" ||
     ? next(context) : throw Refused(401, "send the API key as the header 'Authorization: Bearer <key>'"));
 
 // The HTTP contract of README. Kestrel refuses a body past its route's limit with 413, as it arrives.
-app.MapPost("/photos", Upload).WithMetadata(new RequestSizeLimitAttribute(maxUploadBytes)).DisableAntiforgery();
+app.MapPost("/photos", Upload).WithMetadata(new RequestSizeLimitAttribute(maxUploadBytes));
 app.MapGet("/photos", ListPhotos);
 app.MapGet("/photos/{id:long}", (long id, NpgsqlConnection db) => Document(db, "photo", id));
 app.MapPost("/photos/{id:long}/operations", PostOperations).WithMetadata(new RequestSizeLimitAttribute(64 << 10));
@@ -32,8 +32,11 @@ app.MapGet("/healthz", Health);
 app.Run();
 
 // ASP.NET reads the form; a photo that passes is copied to the NAS as a file deleted on close unless renamed first.
-async Task<Created<JsonElement>> Upload(IFormFile? file, [FromForm] string? source, NpgsqlConnection db)
+async Task<Created<JsonElement>> Upload(HttpRequest request, NpgsqlConnection db)
 {
+    var form = request.HasFormContentType ? await request.ReadFormAsync() : null; // its errors leave as Problem's
+    var file = form?.Files["file"]; // the first file sent by that name, alone
+    var source = form?["source"].FirstOrDefault();
     if (file is not { Length: > 0 })
         throw Refused(400, "send the photo as the multipart form field 'file'");
     if (source is not null && !Operations.Name.IsMatch(source))
@@ -104,7 +107,6 @@ static PhysicalFileHttpResult NasFile(string path) =>
     TypedResults.PhysicalFile(Path.GetFullPath(Path.Combine(Env.Nas, path)), $"image/{Path.GetExtension(path)[1..]}");
 static bool IsKey(HttpRequest request, string key) => CryptographicOperations.FixedTimeEquals( // in constant time
     Encoding.UTF8.GetBytes($"{request.Headers.Authorization}"), Encoding.UTF8.GetBytes($"Bearer {key}"));
-static string Name(HttpRequest request) => $"{request.Method} {request.Path}";
 static BadHttpRequestException Refused(int status, string detail) => new(detail, status); // to Problem, below
 
 // An exception's status, and the detail a client reads: never a path on the server, and for a 500 only the request.

@@ -68,14 +68,12 @@ public static class Operations
     {
         var words = step.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
         var op = words.FirstOrDefault() ?? throw Error(line, "missing operation");
-        var definition = Definitions.GetValueOrDefault(op) ?? throw Error(line, $"unknown operation '{op}'");
+        var operation = Definitions.GetValueOrDefault(op) ?? throw Error(line, $"unknown operation '{op}'");
         if (words.Length > 2)
             throw Error(line, $"unexpected argument '{words[2]}' to '{op}'");
         var arg = words.ElementAtOrDefault(1) ?? "";
         var mistake = arg == "" ? "missing argument to" : $"invalid argument '{arg}' to";
-        if (!definition.IsValid(arg))
-            throw Error(line, $"{mistake} '{op}' ({definition.Usage})");
-        return new Step(op, arg);
+        return operation.IsValid(arg) ? new Step(op, arg) : throw Error(line, $"{mistake} '{op}' ({operation.Usage})");
     }
 
     static OperationsException Error(int line, string message) => new($"line {line}: {message}");

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using Dapper;
+using Npgsql;
 
 namespace ImageProcessor.Tests;
 
@@ -34,6 +36,14 @@ public sealed class Cluster : IAsyncLifetime
         Start("Processor");
         Start("Processor");
         await WaitUntilHealthyAsync();
+    }
+
+    /// <summary>The bytes the NAS holds of an uploaded photo, found by its row.</summary>
+    public async Task<byte[]> StoredPhotoAsync(long id)
+    {
+        await using var db = NpgsqlDataSource.Create(Env.Database(pool: 1));
+        var path = await db.CreateConnection().ExecuteScalarAsync<string>("SELECT path FROM photos WHERE id = @id", new { id });
+        return File.ReadAllBytes(Path.Combine(Nas, path!));
     }
 
     /// <summary>The running processes of one service.</summary>

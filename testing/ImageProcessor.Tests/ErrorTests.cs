@@ -13,7 +13,7 @@ public sealed class ErrorTests(Cluster cluster)
     readonly HttpClient http = cluster.Http;
 
     [Fact]
-    public async Task HealthAnswersWhenDatabaseAndBusDo()
+    public async Task HealthAnswers200WhenTheDatabaseAndTheNasDo()
     {
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/healthz")).StatusCode);
     }
@@ -34,10 +34,9 @@ public sealed class ErrorTests(Cluster cluster)
             HttpResponseMessage? health = null;
             for (var tries = 0; health is null && tries < 600 && !api.HasExited; tries++)
                 health = await Try(() => client.GetAsync("/healthz"));
-            await health!.AssertProblemAsync(HttpStatusCode.ServiceUnavailable, $"the NAS is not mounted at {empty}");
-            var upload = await client.UploadAsync(Helpers.Sample("flower"));
-            Assert.Equal(HttpStatusCode.ServiceUnavailable, upload.StatusCode);
-            Assert.Equal("application/problem+json", upload.Content.Headers.ContentType?.MediaType);
+            await health!.AssertProblemAsync(HttpStatusCode.ServiceUnavailable, "the NAS is not mounted");
+            await (await client.UploadAsync(Helpers.Sample("flower"))).AssertProblemAsync(HttpStatusCode.ServiceUnavailable,
+                "the NAS is not mounted");
             Assert.Empty(Directory.GetFileSystemEntries(empty)); // nothing taken onto a disk that is not the NAS
         }
         finally
@@ -63,12 +62,10 @@ public sealed class ErrorTests(Cluster cluster)
     public async Task UnknownIdsAndRoutesAre404()
     {
         await (await http.GetAsync("/photos/987654321")).AssertProblemAsync(HttpStatusCode.NotFound, "no photo 987654321");
-        await (await http.GetAsync("/photos/987654321/original")).AssertProblemAsync(HttpStatusCode.NotFound, "no photo 987654321");
         await (await http.PostOperationsAsync(987654321, "flip")).AssertProblemAsync(HttpStatusCode.NotFound, "no photo 987654321");
         await (await http.GetAsync("/conversions/987654321")).AssertProblemAsync(HttpStatusCode.NotFound, "no conversion 987654321");
         await (await http.GetAsync("/jobs/987654321/output")).AssertProblemAsync(HttpStatusCode.NotFound, "no job 987654321");
-        await (await http.GetAsync("/photos/../etc/passwd")).AssertProblemAsync(HttpStatusCode.NotFound, "Not Found: GET /etc/passwd");
-        await (await http.GetAsync("/jobs/1%2F..%2F..%2Fx/output")).AssertProblemAsync(HttpStatusCode.NotFound, "Not Found: GET /jobs/1%2F..%2F..%2Fx/output");
+        await (await http.GetAsync("/nothing")).AssertProblemAsync(HttpStatusCode.NotFound, "Not Found: /nothing");
     }
 
     [Fact]
@@ -105,11 +102,9 @@ public sealed class ErrorTests(Cluster cluster)
     {
         var response = await http.UploadAsync("hello, camera\n"u8.ToArray(), "photo.jpg");
 
-        // ImageMagick 7 names the file it could not read: the upload's temporary name on the NAS.
-        Assert.Equal(HttpStatusCode.UnsupportedMediaType, response.StatusCode);
-        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
-        Assert.Matches(@"^no decode delegate for this image format `/.*/photos/[0-9a-f]{32}' @ error/constitute\.c/ReadImageInternal/\d+$",
-            (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("detail").GetString());
+        // ImageMagick's reason, with the file named as the client knows it: no path on the server.
+        await response.AssertProblemAsync(HttpStatusCode.UnsupportedMediaType,
+            "no decode delegate for this image format `the photo' @ error/blob.c/CustomStreamToImage/833");
     }
 
     [Fact]
@@ -140,7 +135,5 @@ public sealed class ErrorTests(Cluster cluster)
         using var noFile = new MultipartFormDataContent { { new StringContent("cam-1"), "source" } };
         await (await http.PostAsync("/photos", noFile))
             .AssertProblemAsync(HttpStatusCode.BadRequest, "send the photo as the multipart form field 'file'");
-        await (await http.UploadAsync(Helpers.Sample("aqua"), source: "../../etc"))
-            .AssertProblemAsync(HttpStatusCode.BadRequest, "invalid source '../../etc': 1 to 64 letters, digits, '-' or '_'");
     }
 }

@@ -11,10 +11,10 @@ using Xunit.Abstractions;
 namespace ImageProcessor.Tests;
 
 /// <summary>
-/// Each fault is injected into the real running cluster in the middle of a batch of 60 jobs. Afterwards every job has
-/// ended exactly once, done with one whole output (they are all valid, so none may fail); no conversion is left pending
-/// or running; the queues are empty; the API answers, and no service was restarted by hand other than the one the
-/// fault ended.
+/// Each fault is injected into the real running cluster in the middle of a batch of 60 jobs, which each test observes
+/// (jobs of the batch still queued or running as it strikes) rather than assumes. Afterwards every job has ended exactly
+/// once, done with one whole output (they are all valid, so none may fail); no conversion is left pending or running;
+/// the queues are empty; the API answers, and no service was restarted by hand other than the one the fault ended.
 /// </summary>
 [Collection(nameof(Cluster))]
 public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
@@ -29,9 +29,11 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
     public async Task AProcessorKilledWhileItHoldsAJobLosesNothing()
     {
         var batch = await SubmitBatchAsync();
-        var victim = cluster.Running("Processor")[0];
-        await WaitUntilItHoldsAJobAsync(victim);
-        cluster.Stop(victim, "KILL");
+        // Two of the batch's jobs claimed and not finished: each of the two processors holds one.
+        for (var clock = Stopwatch.StartNew(); await CountAsync(batch, "status = 'running'") < 2; await Task.Delay(5))
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), "the processors never held a job each");
+        cluster.Stop(cluster.Running("Processor")[0], "KILL");
+        Assert.True(await CountAsync(batch, "status IN ('queued', 'running')") > 0, "the batch ended before the fault");
 
         await AssertEveryJobEndedOnceAsync(batch);
         await cluster.StartAsync("Processor");
@@ -105,16 +107,17 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
     {
         var photo = await http.UploadedIdAsync(Helpers.Sample("flower"));
         var before = await SubmitBatchAsync(photo);
-        await Task.Delay(1000);
-        Server("rabbitmq_ctl $TEST_RABBITMQ stop_app");
+        await WaitUntilMidBatchAsync(before);
+        Helpers.Server("rabbitmq_ctl $TEST_RABBITMQ stop_app");
         long[] during;
         try
         {
+            Assert.True(await CountAsync(before, "status IN ('queued', 'running')") > 0, "the batch ended before the fault");
             during = await SubmitBatchAsync(photo); // the API needs no broker: each post is recorded and accepted
         }
         finally
         {
-            Server("rabbitmq_ctl $TEST_RABBITMQ start_app");
+            Helpers.Server("rabbitmq_ctl $TEST_RABBITMQ start_app");
         }
 
         await AssertEveryJobEndedOnceAsync([.. before, .. during]);
@@ -125,8 +128,8 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
     {
         var photo = await http.UploadedIdAsync(Helpers.Sample("flower"));
         var before = await SubmitBatchAsync(photo);
-        await Task.Delay(1000);
-        Server("postgres_ctl $TEST_POSTGRES stop");
+        await WaitUntilMidBatchAsync(before);
+        Helpers.Server("postgres_ctl $TEST_POSTGRES stop");
         try
         {
             await AssertRefusedQuicklyAsync(() => http.PostOperationsAsync(photo, "flip"));
@@ -135,7 +138,7 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
         }
         finally
         {
-            Server("postgres_ctl $TEST_POSTGRES start");
+            Helpers.Server("postgres_ctl $TEST_POSTGRES start");
         }
         await cluster.WaitUntilHealthyAsync();
 
@@ -150,10 +153,13 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
         var posting = SubmitBatchAsync();
         cluster.Stop(cluster.Running("Converter").Single(), "KILL");
         var first = await posting;
+        Assert.True(await db.CreateConnection().ExecuteScalarAsync<long>(
+            "SELECT count(*) FROM conversions WHERE id = ANY(@first) AND expanded IS NULL", new { first }) > 0);
         await cluster.StartAsync("Converter");
         // And the API, killed as soon as it has accepted a batch.
         var second = await SubmitBatchAsync();
         cluster.Stop(cluster.Running("Api").Single(), "KILL");
+        Assert.True(await CountAsync(second, "status IN ('queued', 'running')") > 0, "the batch ended before the fault");
         await cluster.StartAsync("Api");
 
         await AssertEveryJobEndedOnceAsync([.. first, .. second]);
@@ -244,15 +250,17 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
         Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/healthz")).StatusCode);
     }
 
-    // A processor holds a job while it has a file of the NAS open: the photo it reads or the output it writes.
-    async Task WaitUntilItHoldsAJobAsync(Process processor)
+    // The batch under way: a job of it done, and others still queued or running, which the caller then strikes.
+    async Task WaitUntilMidBatchAsync(long[] conversions)
     {
-        for (var clock = Stopwatch.StartNew(); clock.Elapsed < TimeSpan.FromSeconds(30); await Task.Delay(2))
-            foreach (var fd in Directory.GetFiles($"/proc/{processor.Id}/fd"))
-                if ((Try(() => new FileInfo(fd).LinkTarget) ?? "").StartsWith(cluster.Nas))
-                    return;
-        Assert.Fail("the processor never held a job");
+        for (var clock = Stopwatch.StartNew(); await CountAsync(conversions, "status = 'done'") == 0; await Task.Delay(5))
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), "the batch never got under way");
+        Assert.True(await CountAsync(conversions, "status IN ('queued', 'running')") > 0, "the batch ended before the fault");
     }
+
+    // The jobs of these conversions in the states the condition names, counted in their rows.
+    async Task<long> CountAsync(long[] conversions, string condition) => await db.CreateConnection().ExecuteScalarAsync<long>(
+        $"SELECT count(*) FROM jobs WHERE conversion_id = ANY(@conversions) AND {condition}", new { conversions });
 
     // While a server is down, new work is refused at once with 503 ProblemDetails, never a hang or a 500.
     static async Task AssertRefusedQuicklyAsync(Func<Task<HttpResponseMessage>> request, string? detail = null)
@@ -266,8 +274,6 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
             Assert.Equal(detail, (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("detail").GetString());
     }
 
-    // Stops or starts a server that test.sh started, with its functions in services.sh.
-    static void Server(string command) => Helpers.Run("bash", "-c", $"cd {Cluster.Root} && source ./services.sh && {command}");
 
     static async Task PublishRawAsync(string queue, string body)
     {
@@ -279,15 +285,4 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
     async Task<long> ConversionOf(long job) =>
         await db.CreateConnection().QuerySingleAsync<long>("SELECT conversion_id FROM jobs WHERE id = @job", new { job });
 
-    static string? Try(Func<string?> read)
-    {
-        try
-        {
-            return read();
-        }
-        catch (IOException)
-        {
-            return null; // the file was closed meanwhile
-        }
-    }
 }

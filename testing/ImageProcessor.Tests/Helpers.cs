@@ -32,6 +32,18 @@ public static class Helpers
         return await http.PostAsync("/photos", form);
     }
 
+    /// <summary>Uploads a photo of the format given, made from a real one (a 2560x1600 JPEG) and cut short, keeping that
+    /// fraction of its bytes: its header whole, so that the upload is accepted, and its pixels not.</summary>
+    public static async Task<long> CutPhotoIdAsync(this HttpClient http, Cluster cluster, string format, double kept)
+    {
+        var whole = Path.Combine(cluster.Scratch, $"whole-{Guid.NewGuid():N}.{format}");
+        Run("convert", Sample("ladybird"), "-quality", "90", whole);
+        var bytes = File.ReadAllBytes(whole);
+        var response = await http.UploadAsync(bytes[..(int)(bytes.Length * kept)], $"cut.{format}");
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt64();
+    }
+
     public static async Task<long> UploadedIdAsync(this HttpClient http, string path)
     {
         var response = await http.UploadAsync(path);
@@ -63,20 +75,24 @@ public static class Helpers
         }
     }
 
-    /// <summary>Waits until the broker holds no message on the work queues or their dead-letter queues, then a little
-    /// longer for the last one in hand.</summary>
+    /// <summary>Waits until the broker holds no message on the work queue or its dead-letter queue, counting those
+    /// delivered and not yet acknowledged (rabbitmqctl's messages): a message in hand is one still to be handled.</summary>
     public static async Task WaitForQueuesToEmptyAsync()
     {
-        await using var connection = await new ConnectionFactory { Uri = new Uri(Env.Bus) }.CreateConnectionAsync();
-        await using var channel = await connection.CreateChannelAsync();
-        foreach (var queue in new[] { "jobs", "jobs.dead" })
-            for (var tries = 0; (await channel.QueueDeclarePassiveAsync(queue)).MessageCount > 0; tries++)
-            {
-                Assert.True(tries < 400, $"{queue} did not drain");
-                await Task.Delay(50);
-            }
-        await Task.Delay(500);
+        for (var tries = 0; ; tries++)
+        {
+            var queues = Server("rabbitmq_ctl $TEST_RABBITMQ list_queues --no-table-headers name messages");
+            var held = queues.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => line.Split('\t'))
+                .Where(queue => queue[0] is "jobs" or "jobs.dead").Sum(queue => long.Parse(queue[1]));
+            if (held == 0)
+                return;
+            Assert.True(tries < 400, $"the queues did not drain: {queues}");
+            await Task.Delay(50);
+        }
     }
+
+    /// <summary>Runs a function of services.sh against the servers test.sh started (TEST_POSTGRES, TEST_RABBITMQ).</summary>
+    public static string Server(string command) => Run("bash", "-c", $"cd {Cluster.Root} && source ./services.sh && {command}");
 
     /// <summary>Photos, and jobs and conversions by status, counted in the tables themselves: a conversion's status
     /// derived from its jobs as README defines it, not read from the counts Postgres keeps for /stats.</summary>
@@ -110,6 +126,11 @@ public static class Helpers
                 return (result, before);
         }
     }
+
+    /// <summary>A count of /stats by its name in TableCountsAsync: "photos", or a kind and a status, "jobs.done".</summary>
+    public static long Count(JsonElement stats, string name) => name.Split('.') is [var kind, var status]
+        ? stats.GetProperty(kind).TryGetProperty(status, out var count) ? count.GetInt64() : 0
+        : stats.GetProperty(name).GetInt64();
 
     public static JsonElement Job(this JsonElement conversion, string name) =>
         conversion.GetProperty("jobs").EnumerateArray().Single(job => job.GetProperty("name").GetString() == name);

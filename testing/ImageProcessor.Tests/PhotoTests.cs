@@ -5,7 +5,7 @@ using System.Text.Json;
 
 namespace ImageProcessor.Tests;
 
-/// <summary>What the API keeps of each photo, how it is queried, and how an upload reaches the NAS: as it arrives, once.</summary>
+/// <summary>What the API keeps of each photo, how it is queried, and how an upload reaches the NAS: once checked, whole.</summary>
 [Collection(nameof(Cluster))]
 public sealed class PhotoTests(Cluster cluster)
 {
@@ -13,7 +13,7 @@ public sealed class PhotoTests(Cluster cluster)
     static string Wood => Path.Combine(Cluster.Root, "testing", "photos", "wood.jpg");
 
     [Fact]
-    public async Task APhotoKeepsItsSizeFormatSourceUploadTimeAndItsExifCaptureTimeAndCamera()
+    public async Task APhotoKeepsItsSizeFormatSourceAndUploadTime()
     {
         var before = DateTimeOffset.UtcNow;
         var response = await http.UploadAsync(Wood, "exif-cam");
@@ -26,16 +26,12 @@ public sealed class PhotoTests(Cluster cluster)
         Assert.Equal(new FileInfo(Wood).Length, photo.GetProperty("bytes").GetInt64());
         Assert.Equal("exif-cam", photo.GetProperty("source").GetString());
         Assert.InRange(photo.GetProperty("created").GetDateTimeOffset(), before.AddSeconds(-1), DateTimeOffset.UtcNow.AddSeconds(1));
-        Assert.Equal("2008-04-19T13:43:16", photo.GetProperty("captured").GetString());
-        Assert.Equal("DiMAGE Z5", photo.GetProperty("camera").GetString());
-
-        var plain = await (await http.UploadAsync(Helpers.Sample("meadow"))).Content.ReadFromJsonAsync<JsonElement>();
-        Assert.Equal(JsonValueKind.Null, plain.GetProperty("captured").ValueKind);
-        Assert.Equal(JsonValueKind.Null, plain.GetProperty("camera").ValueKind);
+        // EXIF's capture time and camera model are no longer read (README's known gaps).
+        Assert.Equal(["id", "width", "height", "format", "bytes", "source", "created"], photo.EnumerateObject().Select(p => p.Name));
     }
 
     [Fact]
-    public async Task PhotosAreListedNewestFirstAPageAtATimeBySourceAndSince()
+    public async Task PhotosAreListedNewestFirstUpToTheLimitBySourceAndSince()
     {
         var source = $"list-{Guid.NewGuid():N}"[..20];
         var ids = new List<long>();
@@ -45,9 +41,6 @@ public sealed class PhotoTests(Cluster cluster)
 
         var first = await http.GetFromJsonAsync<JsonElement>($"/photos?source={source}&limit=2");
         Assert.Equal([ids[2], ids[1]], Ids(first));
-        var second = await http.GetFromJsonAsync<JsonElement>($"/photos?source={source}&limit=2&before={Ids(first)[^1]}");
-        Assert.Equal([ids[0]], Ids(second));
-        Assert.Empty(Ids(await http.GetFromJsonAsync<JsonElement>($"/photos?source={source}&limit=2&before={ids[0]}")));
         Assert.All(first.EnumerateArray(), photo => Assert.Equal(source, photo.GetProperty("source").GetString()));
 
         var since = Uri.EscapeDataString(DateTimeOffset.UtcNow.AddMinutes(1).ToString("O"));
@@ -62,34 +55,28 @@ public sealed class PhotoTests(Cluster cluster)
     [InlineData("limit=1001", "invalid limit 1001: from 1 to 1000")]
     [InlineData("limit=ten", "Failed to bind parameter \"int limit\" from \"ten\".")]
     [InlineData("since=yesterday", "Failed to bind parameter \"Nullable<DateTimeOffset> since\" from \"yesterday\".")]
-    [InlineData("before=abc", "Failed to bind parameter \"Nullable<long> before\" from \"abc\".")]
     public async Task ABadQueryParameterIs400NamingIt(string query, string detail) =>
         await (await http.GetAsync($"/photos?{query}")).AssertProblemAsync(HttpStatusCode.BadRequest, detail);
 
     [Fact]
-    public async Task AnUploadIsWrittenOntoTheNasAsItArrivesNotBufferedFirst()
+    public async Task AnUploadReachesTheNasOnlyOnceWholeAndChecked()
     {
         var photo = File.ReadAllBytes(Helpers.Sample("storm")); // 678 KiB
-        var half = new TaskCompletionSource();
-        var resume = new TaskCompletionSource();
+        var (half, resume) = (new TaskCompletionSource(), new TaskCompletionSource());
+        var photos = Path.Combine(cluster.Nas, "photos");
         var upload = http.PostAsync("/photos", new PausedMultipart(photo, half, resume));
 
-        // Half the body sent, the rest held back: the photo is already on the NAS, under its temporary name.
+        // Half the body sent and the rest held back, while the API has had a second to write it: nothing is on the NAS.
         await half.Task.WaitAsync(TimeSpan.FromSeconds(10));
-        var photos = Path.Combine(cluster.Nas, "photos");
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (!Directory.GetFiles(photos).Any(file => Path.GetExtension(file) == "" && new FileInfo(file).Length > photo.Length / 4)
-            && DateTime.UtcNow < deadline)
-            await Task.Delay(50);
-        var partial = Directory.GetFiles(photos).Where(file => Path.GetExtension(file) == "").ToArray();
-        Assert.Contains(partial, file => new FileInfo(file).Length > photo.Length / 4);
+        await Task.Delay(1000);
+        Assert.DoesNotContain(Directory.GetFiles(photos), file => Path.GetExtension(file) == "");
         resume.SetResult();
 
         var response = await upload;
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-        Assert.All(partial, file => Assert.False(File.Exists(file), $"{file} is left behind")); // renamed to its format's name
+        Assert.DoesNotContain(Directory.GetFiles(photos), file => Path.GetExtension(file) == ""); // no temporary file left
         var id = (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt64();
-        Assert.Equal(photo, await http.GetByteArrayAsync($"/photos/{id}/original"));
+        Assert.Equal(photo, await cluster.StoredPhotoAsync(id));
     }
 
     [Theory]
@@ -119,7 +106,7 @@ public sealed class PhotoTests(Cluster cluster)
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
         var photo = await response.Content.ReadFromJsonAsync<JsonElement>();
         Assert.Equal(first.Length, photo.GetProperty("bytes").GetInt64());
-        Assert.Equal(first, await http.GetByteArrayAsync($"/photos/{photo.GetProperty("id").GetInt64()}/original"));
+        Assert.Equal(first, await cluster.StoredPhotoAsync(photo.GetProperty("id").GetInt64()));
     }
 
     [Fact]

@@ -21,10 +21,8 @@ public sealed class StatsTests(Cluster cluster)
         // (written around the API), a job delivered again once done, and one set back by hand and done again.
         var photo = await http.UploadedIdAsync(Helpers.Sample("flower"));
         var many = await http.ConvertAsync(photo, string.Join('\n', Enumerable.Range(1, 12).Select(i => $"o{i}: resize {i}0x")));
-        var whole = Path.Combine(cluster.Scratch, "stats.gif");
-        Helpers.Run("convert", Helpers.Sample("flower"), "-resize", "400x", whole);
-        var cut = await (await http.UploadAsync(File.ReadAllBytes(whole)[..3000], "cut.gif")).Content.ReadFromJsonAsync<JsonElement>();
-        Assert.Equal("failed", (await http.ConvertAsync(cut.GetProperty("id").GetInt64(), "resize 10x10")).GetProperty("status").GetString());
+        var cut = await http.CutPhotoIdAsync(cluster, "gif", 0.1);
+        Assert.Equal("failed", (await http.ConvertAsync(cut, "resize 10x10")).GetProperty("status").GetString());
         var unparsed = await db.CreateConnection().ExecuteScalarAsync<long>(
             "INSERT INTO conversions (photo_id, operations) VALUES (@photo, 'rotat 90') RETURNING id", new { photo });
         Assert.Equal("failed", (await http.WaitForAsync($"/conversions/{unparsed}")).GetProperty("status").GetString());
@@ -70,16 +68,12 @@ public sealed class StatsTests(Cluster cluster)
             return (stats, await FinishedPerMinuteAsync(since));
         });
         foreach (var (name, count) in counts)
-            Assert.True(Count(stats, name) == count,
-                $"/stats says {Count(stats, name)} for {name}, the tables {count}");
+            Assert.True(Helpers.Count(stats, name) == count,
+                $"/stats says {Helpers.Count(stats, name)} for {name}, the tables {count}");
         foreach (var minute in stats.GetProperty("minutes").EnumerateArray())
             Assert.Equal(finished.GetValueOrDefault(minute.GetProperty("at").GetDateTimeOffset()),
                 (minute.GetProperty("done").GetInt64(), minute.GetProperty("failed").GetInt64()));
     }
-
-    static long Count(JsonElement stats, string name) => name.Split('.') is [var kind, var status]
-        ? stats.GetProperty(kind).TryGetProperty(status, out var count) ? count.GetInt64() : 0
-        : stats.GetProperty(name).GetInt64();
 
     // Jobs done and failed in each minute since the first of the page's hour, counted in the jobs table.
     async Task<Dictionary<DateTimeOffset, (long Done, long Failed)>> FinishedPerMinuteAsync(DateTimeOffset since) =>

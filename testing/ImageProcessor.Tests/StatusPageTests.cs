@@ -20,10 +20,7 @@ public sealed class StatusPageTests(Cluster cluster)
     public async Task ThePageShowsTheDatabasesCountsAndTheReasonOfAFailure()
     {
         // A batch with a failing job: a GIF whose header is whole and whose pixels are cut off.
-        var whole = Path.Combine(cluster.Scratch, "page.gif");
-        Helpers.Run("convert", Helpers.Sample("flower"), "-resize", "400x", whole);
-        var upload = await http.UploadAsync(File.ReadAllBytes(whole)[..3000], "cut.gif");
-        var broken = (await upload.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt64();
+        var broken = await http.CutPhotoIdAsync(cluster, "gif", 0.1);
         var failed = (await http.ConvertAsync(broken, "resize 10x10")).Job("1").GetProperty("error").GetString()!;
         var photo = await http.UploadedIdAsync(Helpers.Sample("ladybird"));
         await http.ConvertAsync(photo, "thumb: thumbnail 160x100\ngray: grayscale | resize 200x\nsmall: resize 10%");
