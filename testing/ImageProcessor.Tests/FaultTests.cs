@@ -33,7 +33,7 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
         for (var clock = Stopwatch.StartNew(); await CountAsync(batch, "status = 'running'") < 2; await Task.Delay(5))
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), "the processors never held a job each");
         cluster.Stop(cluster.Running("Processor")[0], "KILL");
-        Assert.True(await CountAsync(batch, "status IN ('queued', 'running')") > 0, "the batch ended before the fault");
+        Assert.True(await UnfinishedAsync(batch) > 0, "the batch ended before the fault");
 
         await AssertEveryJobEndedOnceAsync(batch);
         await cluster.StartAsync("Processor");
@@ -138,6 +138,7 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
         finally
         {
             Helpers.Server("postgres_ctl $TEST_POSTGRES start");
+            db.Clear(); // the test's own connections, which the restart ended
         }
         await cluster.WaitUntilHealthyAsync();
 
@@ -152,14 +153,16 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
         var posting = SubmitBatchAsync();
         cluster.Stop(cluster.Running("Converter").Single(), "KILL");
         var first = await posting;
-        Assert.True(await db.CreateConnection().ExecuteScalarAsync<long>(
-            "SELECT count(*) FROM conversions WHERE id = ANY(@first) AND expanded IS NULL", new { first }) > 0);
+        var pending = await db.CreateConnection().ExecuteScalarAsync<long>(
+            "SELECT count(*) FROM conversions WHERE id = ANY(@first) AND expanded IS NULL", new { first });
         await cluster.StartAsync("Converter");
+        Assert.True(pending > 0, "every conversion was expanded before the converter was killed");
         // And the API, killed as soon as it has accepted a batch.
         var second = await SubmitBatchAsync();
         cluster.Stop(cluster.Running("Api").Single(), "KILL");
-        Assert.True(await CountAsync(second, "status IN ('queued', 'running')") > 0, "the batch ended before the fault");
+        var unfinished = await UnfinishedAsync(second);
         await cluster.StartAsync("Api");
+        Assert.True(unfinished > 0, "the batch ended before the fault");
 
         await AssertEveryJobEndedOnceAsync([.. first, .. second]);
     }
@@ -254,8 +257,13 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
     {
         for (var clock = Stopwatch.StartNew(); await CountAsync(conversions, "status = 'done'") == 0; await Task.Delay(5))
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), "the batch never got under way");
-        Assert.True(await CountAsync(conversions, "status IN ('queued', 'running')") > 0, "the batch ended before the fault");
+        Assert.True(await UnfinishedAsync(conversions) > 0, "the batch ended before the fault");
     }
+
+    // The batch's work left: its jobs queued or running, and each conversion not yet expanded into its jobs.
+    async Task<long> UnfinishedAsync(long[] conversions) => await CountAsync(conversions, "status IN ('queued', 'running')")
+        + await db.CreateConnection().ExecuteScalarAsync<long>(
+            "SELECT count(*) FROM conversions WHERE id = ANY(@conversions) AND expanded IS NULL", new { conversions });
 
     // The jobs of these conversions in the states the condition names, counted in their rows.
     async Task<long> CountAsync(long[] conversions, string condition) => await db.CreateConnection().ExecuteScalarAsync<long>(
