@@ -115,9 +115,10 @@ static (int Status, string? Detail) Problem(Exception? exception) => exception s
     BadHttpRequestException e => (e.StatusCode, e.Message),
     OperationsException or InvalidDataException => (400, exception.Message), // a mistake, or a broken form
     IOException { Source: "Microsoft.AspNetCore.WebUtilities" } e => (400, e.Message), // a form cut short
-    MagickException e => (415, Magick.Reason(e, path: "")), // the upload, read as a stream
+    MagickException e => (415, e.Message.Replace("`'", "`the photo'")), // ImageMagick quotes a stream's name as `'
     IOException e when Env.IsNasFull(e) => (507, "the NAS is full"),
     DirectoryNotFoundException => (503, "the NAS is not mounted"), // its photos folder is missing
-    NpgsqlException e => (503, e.Message), // Postgres away, or no connection free in time
+    PostgresException { SqlState: "22021" } => (400, "the operations file holds a NUL character"),
+    NpgsqlException { IsTransient: true } e => (503, e.Message), // Postgres away, or no connection free in time
     _ => (500, null),
 };

@@ -22,8 +22,6 @@ public static class Magick
 
     /// <summary>Reads the header of the photo's first frame (its only one, FrameCount), without its pixels.</summary>
     public static MagickImageInfo Ping(Stream photo) => new(photo, new MagickReadSettings { FrameCount = 1 });
-    /// <summary>ImageMagick's reason, the file it quotes (by path, or `' for a stream) named "the photo".</summary>
-    public static string Reason(MagickException e, string path) => e.Message.Replace($"`{path}'", "`the photo'");
 
     /// <summary>Applies the steps to the input's first frame, writes the output whole, or says why it failed.</summary>
     public static (int? Width, int? Height, string? Error) Convert(
@@ -61,7 +59,7 @@ public static class Magick
         }
         catch (MagickException e)
         {
-            return (null, null, Reason(e, input));
+            return (null, null, e.Message.Replace(input, "the photo")); // ImageMagick's reason, naming no path
         }
         catch (IOException e) when (Env.IsNasFull(e))
         {
@@ -77,7 +75,7 @@ public static class Magick
     static (JpegReadDefines? Hint, Step[] Steps) ShrinkOnLoad(string input, string format, Step[] steps)
     {
         var at = Array.FindIndex(steps, step => step.Op is not ("autoorient" or "grayscale" or "flip" or "flop"
-            or "strip")); // the first step that can change the size
+            or "strip")); // the first step not known to keep the size
         var resize = at < 0 ? null : steps[at];
         if (format != "jpeg" || resize?.Op is not ("resize" or "thumbnail") || resize.Arg[^1] is '<' or '!' or '^')
             return (null, steps);

@@ -43,20 +43,26 @@ public sealed class BadDayTests(Cluster cluster)
         var photo = await http.UploadedIdAsync(Helpers.Sample("ladybird"));
         var processors = cluster.Running("Processor").Select(p => p.Id).Order().ToList();
         Helpers.Run("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", photos);
-        Helpers.Run("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", outputs);
-        JsonElement job;
         try
         {
             var upload = await http.UploadAsync(Helpers.Sample("storm")); // 678 KiB
             await upload.AssertProblemAsync(HttpStatusCode.InsufficientStorage, "the NAS is full");
             Assert.Empty(Directory.GetFiles(photos));
-            job = (await http.ConvertAsync(photo, "big: format png")).Job("big"); // 2560x1600 as PNG: megabytes
-            Assert.Empty(Directory.GetFiles(outputs));
             Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/healthz")).StatusCode);
         }
         finally
         {
             Helpers.Run("umount", photos);
+        }
+        Helpers.Run("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", outputs);
+        JsonElement job;
+        try
+        {
+            job = (await http.ConvertAsync(photo, "big: format png")).Job("big"); // 2560x1600 as PNG: megabytes
+            Assert.Empty(Directory.GetFiles(outputs));
+        }
+        finally
+        {
             Helpers.Run("umount", outputs);
         }
         Assert.Equal(("failed", "the NAS is full"), (job.GetProperty("status").GetString(), job.GetProperty("error").GetString()));

@@ -80,7 +80,7 @@ public sealed class EndToEndTests(Cluster cluster)
     // link that died mid-photo) is only a warning to libjpeg, which greys what is missing: its jobs fail all the same.
     [Theory]
     [InlineData("gif", 0.1, "corrupt image `the photo' @ error/gif.c/")]
-    [InlineData("png", 0.1, "unexpected end-of-file `the photo': ")]
+    [InlineData("png", 0.1, "unexpected end-of-file `the photo' @ error/png.c/")]
     [InlineData("jpeg", 0.3, "Premature end of JPEG file `the photo' @ warning/jpeg.c/")]
     [InlineData("jpeg", 0.6, "Premature end of JPEG file `the photo' @ warning/jpeg.c/")]
     [InlineData("jpeg", 0.9, "Premature end of JPEG file `the photo' @ warning/jpeg.c/")]

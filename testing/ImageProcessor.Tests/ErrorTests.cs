@@ -79,6 +79,8 @@ public sealed class ErrorTests(Cluster cluster)
             .AssertProblemAsync(HttpStatusCode.BadRequest, "line 1: no operations");
         await (await http.PostOperationsAsync(photo, "flip\n\nquality 101"))
             .AssertProblemAsync(HttpStatusCode.BadRequest, "line 3: invalid argument '101' to 'quality' (a whole number from 1 to 100)");
+        await (await http.PostOperationsAsync(photo, "flip # a NUL, \0, which no Postgres text holds"))
+            .AssertProblemAsync(HttpStatusCode.BadRequest, "the operations file holds a NUL character");
     }
 
     [Fact]
