@@ -24,7 +24,7 @@ var consumer = await bus.ConsumeAsync("jobs", prefetch: 1, async message =>
         UPDATE jobs SET status = CASE WHEN @error IS NULL THEN 'done' ELSE 'failed' END, error = @error,
             output = CASE WHEN @error IS NULL THEN @output END, width = @width, height = @height,
             duration_ms = extract(epoch FROM now() - updated) * 1000, updated = now()
-        WHERE id = @id
+        WHERE id = @id AND status = 'running' -- not one a late delivery or the dead letters settled meanwhile
         """, new { id, output, error, width, height });
 });
 
