@@ -89,7 +89,7 @@ public sealed class BadDayTests(Cluster cluster)
         Process? api = null;
         try
         {
-            Psql(schema, earlier);
+            Helpers.Psql(earlier, schema);
             await upgraded.CreateConnection().ExecuteAsync("""
                 INSERT INTO photos (path, format, width, height, bytes) SELECT 'photos/x.jpeg', 'jpeg', 8, 8, 64
                     FROM generate_series(1, 3);
@@ -100,9 +100,10 @@ public sealed class BadDayTests(Cluster cluster)
                     (2, 'a', '[]', 'queued', now()), (2, 'b', '[]', 'running', now()), (3, '1', '[]', 'done', now()),
                     (4, 'a', '[]', 'done', now() - interval '2 hours'), (4, 'b', '[]', 'failed', now());
                 """);
-            Psql(schema, Path.Combine(Cluster.Root, "db", "schema.sql"));
-            Psql(schema, Path.Combine(Cluster.Root, "db", "schema.sql")); // again, as every start applies it
-            (api, var client) = await StartApiAsync(schema);
+            Helpers.Psql(Path.Combine(Cluster.Root, "db", "schema.sql"), schema);
+            Helpers.Psql(Path.Combine(Cluster.Root, "db", "schema.sql"), schema); // again, as every start applies it
+            var database = $"{Environment.GetEnvironmentVariable("DATABASE")};Search Path={schema}";
+            (api, var client, _) = await Cluster.StartApiAsync(("NAS", cluster.Nas), ("DATABASE", database));
             await AssertStatsAreTheTablesOwnAsync(client, upgraded);
 
             // New work, by the API and by the converter's and a processor's statements, each counted once.
@@ -142,40 +143,6 @@ public sealed class BadDayTests(Cluster cluster)
     static async Task AssertStatsAreTheTablesOwnAsync(HttpClient client, NpgsqlDataSource upgraded)
     {
         var (stats, counts) = await Helpers.ReadSettledAsync(upgraded, () => client.GetFromJsonAsync<JsonElement>("/stats"));
-        foreach (var (name, count) in counts)
-            Assert.True(Helpers.Count(stats, name) == count, $"/stats says {Helpers.Count(stats, name)} for {name}, the tables {count}");
-    }
-
-    // psql applies a file in the schema given, as the set-up applies db/schema.sql.
-    static void Psql(string schema, string file)
-    {
-        var settings = new NpgsqlConnectionStringBuilder(Env.Database(pool: 1));
-        var database = $"postgresql://{settings.Username}:{settings.Password}@{settings.Host}:{settings.Port}/{settings.Username}"
-            + $"?options=-csearch_path%3D{schema}";
-        Helpers.Run("psql", "-q", "-v", "ON_ERROR_STOP=1", database, "-f", file);
-    }
-
-    // A second API, on the schema given and the cluster's NAS.
-    async Task<(Process, HttpClient)> StartApiAsync(string schema)
-    {
-        var address = $"http://127.0.0.1:{Cluster.FreePort()}";
-        var start = new ProcessStartInfo("dotnet", [Cluster.Built("Api")]) { RedirectStandardOutput = true,
-            RedirectStandardError = true, Environment = { ["NAS"] = cluster.Nas, ["ASPNETCORE_URLS"] = address,
-            ["API_KEY"] = Cluster.ApiKey, ["DATABASE"] = $"{Environment.GetEnvironmentVariable("DATABASE")};Search Path={schema}" } };
-        var api = Process.Start(start)!;
-        _ = (api.StandardOutput.ReadToEndAsync(), api.StandardError.ReadToEndAsync());
-        var client = new HttpClient { BaseAddress = new(address), DefaultRequestHeaders = { Authorization = new("Bearer", Cluster.ApiKey) } };
-        for (var clock = Stopwatch.StartNew(); ; await Task.Delay(100))
-        {
-            try
-            {
-                if ((await client.GetAsync("/healthz")).IsSuccessStatusCode)
-                    return (api, client);
-            }
-            catch (HttpRequestException)
-            {
-            }
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60) && !api.HasExited, "the second API did not come up");
-        }
+        Helpers.AssertStatsAreTheTablesCounts(stats, counts);
     }
 }

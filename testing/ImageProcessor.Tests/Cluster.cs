@@ -46,6 +46,32 @@ public sealed class Cluster : IAsyncLifetime
         return File.ReadAllBytes(Path.Combine(Nas, path!));
     }
 
+    /// <summary>A second API, apart from the cluster, with the settings given over the suite's own: started, and given
+    /// back with a client once it answers /healthz (with whatever status), and that answer.</summary>
+    public static async Task<(Process Api, HttpClient Client, HttpResponseMessage Health)> StartApiAsync(
+        params (string Name, string Value)[] settings)
+    {
+        var address = $"http://127.0.0.1:{FreePort()}";
+        var start = new ProcessStartInfo("dotnet", [Built("Api")]) { RedirectStandardOutput = true, RedirectStandardError = true,
+            Environment = { ["ASPNETCORE_URLS"] = address, ["API_KEY"] = ApiKey } };
+        foreach (var (name, value) in settings)
+            start.Environment[name] = value;
+        var api = Process.Start(start)!;
+        _ = (api.StandardOutput.ReadToEndAsync(), api.StandardError.ReadToEndAsync()); // read, so its logging never blocks
+        var client = new HttpClient { BaseAddress = new(address), DefaultRequestHeaders = { Authorization = new("Bearer", ApiKey) } };
+        for (var clock = Stopwatch.StartNew(); ; await Task.Delay(100))
+        {
+            try
+            {
+                return (api, client, await client.GetAsync("/healthz"));
+            }
+            catch (HttpRequestException) when (clock.Elapsed < TimeSpan.FromSeconds(60) && !api.HasExited)
+            {
+                // not listening yet
+            }
+        }
+    }
+
     /// <summary>The running processes of one service.</summary>
     public Process[] Running(string project) => [.. processes.Where(p => p.StartInfo.Environment["PROJECT"] == project && !p.HasExited)];
 

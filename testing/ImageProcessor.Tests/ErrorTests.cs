@@ -23,18 +23,11 @@ public sealed class ErrorTests(Cluster cluster)
     [Fact]
     public async Task AnApiWithoutItsNasIsUnhealthyAndRefusesUploadsWith503()
     {
-        var (empty, address) = (Directory.CreateTempSubdirectory("unmounted-").FullName, $"http://127.0.0.1:{Cluster.FreePort()}");
-        var start = new ProcessStartInfo("dotnet", [Cluster.Built("Api")]) { RedirectStandardOutput = true, RedirectStandardError = true,
-            Environment = { ["NAS"] = empty, ["ASPNETCORE_URLS"] = address, ["API_KEY"] = Cluster.ApiKey } };
-        using var api = Process.Start(start)!;
-        _ = (api.StandardOutput.ReadToEndAsync(), api.StandardError.ReadToEndAsync()); // read, so its logging never blocks
-        using var client = new HttpClient { BaseAddress = new(address), DefaultRequestHeaders = { Authorization = new("Bearer", Cluster.ApiKey) } };
+        var empty = Directory.CreateTempSubdirectory("unmounted-").FullName;
+        var (api, client, health) = await Cluster.StartApiAsync(("NAS", empty));
         try
         {
-            HttpResponseMessage? health = null;
-            for (var tries = 0; health is null && tries < 600 && !api.HasExited; tries++)
-                health = await Try(() => client.GetAsync("/healthz"));
-            await health!.AssertProblemAsync(HttpStatusCode.ServiceUnavailable, "the NAS is not mounted");
+            await health.AssertProblemAsync(HttpStatusCode.ServiceUnavailable, "the NAS is not mounted");
             await (await client.UploadAsync(Helpers.Sample("flower"))).AssertProblemAsync(HttpStatusCode.ServiceUnavailable,
                 "the NAS is not mounted");
             Assert.Empty(Directory.GetFileSystemEntries(empty)); // nothing taken onto a disk that is not the NAS
@@ -42,19 +35,7 @@ public sealed class ErrorTests(Cluster cluster)
         finally
         {
             api.Kill(entireProcessTree: true);
-        }
-
-        static async Task<HttpResponseMessage?> Try(Func<Task<HttpResponseMessage>> request)
-        {
-            try
-            {
-                return await request();
-            }
-            catch (HttpRequestException)
-            {
-                await Task.Delay(100); // not listening yet
-                return null;
-            }
+            client.Dispose();
         }
     }
 

@@ -91,6 +91,23 @@ public static class Helpers
         }
     }
 
+    /// <summary>Applies an SQL file with psql to the suite's database, as the set-up applies db/schema.sql; in a
+    /// schema of its own when one is given (its search_path).</summary>
+    public static void Psql(string file, string? schema = null)
+    {
+        var settings = new NpgsqlConnectionStringBuilder(Env.Database(pool: 1));
+        var database = $"postgresql://{settings.Username}:{settings.Password}@{settings.Host}:{settings.Port}/{settings.Username}"
+            + (schema is null ? "" : $"?options=-csearch_path%3D{schema}");
+        Run("psql", "-q", "-v", "ON_ERROR_STOP=1", database, "-f", file);
+    }
+
+    /// <summary>Checks that /stats shows each count as the tables hold it (TableCountsAsync's names).</summary>
+    public static void AssertStatsAreTheTablesCounts(JsonElement stats, Dictionary<string, long> counts)
+    {
+        foreach (var (name, count) in counts)
+            Assert.True(Count(stats, name) == count, $"/stats says {Count(stats, name)} for {name}, the tables {count}");
+    }
+
     /// <summary>Runs a function of services.sh against the servers test.sh started (TEST_POSTGRES, TEST_RABBITMQ).</summary>
     public static string Server(string command) => Run("bash", "-c", $"cd {Cluster.Root} && source ./services.sh && {command}");
 

@@ -46,10 +46,8 @@ public sealed class StatsTests(Cluster cluster)
         var photo = await http.UploadedIdAsync(Helpers.Sample("storm"));
         var outputs = string.Join('\n', Enumerable.Range(1, 8).Select(i => $"o{i}: resize {i}%"));
         var posted = Enumerable.Range(0, 20).Select(_ => http.PostOperationsAsync(photo, outputs)).ToArray();
-        var settings = new NpgsqlConnectionStringBuilder(Env.Database(pool: 10));
-        var database = $"postgresql://{settings.Username}:{settings.Password}@{settings.Host}:{settings.Port}/{settings.Username}";
         for (var i = 0; i < 5; i++)
-            Helpers.Run("psql", "-q", "-v", "ON_ERROR_STOP=1", database, "-f", Path.Combine(Cluster.Root, "db", "schema.sql"));
+            Helpers.Psql(Path.Combine(Cluster.Root, "db", "schema.sql"));
         foreach (var response in await Task.WhenAll(posted))
         {
             Assert.True(response.StatusCode == HttpStatusCode.Accepted, await response.Content.ReadAsStringAsync());
@@ -67,9 +65,7 @@ public sealed class StatsTests(Cluster cluster)
             var since = stats.GetProperty("minutes")[0].GetProperty("at").GetDateTimeOffset();
             return (stats, await FinishedPerMinuteAsync(since));
         });
-        foreach (var (name, count) in counts)
-            Assert.True(Helpers.Count(stats, name) == count,
-                $"/stats says {Helpers.Count(stats, name)} for {name}, the tables {count}");
+        Helpers.AssertStatsAreTheTablesCounts(stats, counts);
         foreach (var minute in stats.GetProperty("minutes").EnumerateArray())
             Assert.Equal(finished.GetValueOrDefault(minute.GetProperty("at").GetDateTimeOffset()),
                 (minute.GetProperty("done").GetInt64(), minute.GetProperty("failed").GetInt64()));
