@@ -153,8 +153,7 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
         var posting = SubmitBatchAsync();
         cluster.Stop(cluster.Running("Converter").Single(), "KILL");
         var first = await posting;
-        var pending = await db.CreateConnection().ExecuteScalarAsync<long>(
-            "SELECT count(*) FROM conversions WHERE id = ANY(@first) AND expanded IS NULL", new { first });
+        var pending = await PendingAsync(first);
         await cluster.StartAsync("Converter");
         Assert.True(pending > 0, "every conversion was expanded before the converter was killed");
         // And the API, killed as soon as it has accepted a batch.
@@ -261,9 +260,12 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
     }
 
     // The batch's work left: its jobs queued or running, and each conversion not yet expanded into its jobs.
-    async Task<long> UnfinishedAsync(long[] conversions) => await CountAsync(conversions, "status IN ('queued', 'running')")
-        + await db.CreateConnection().ExecuteScalarAsync<long>(
-            "SELECT count(*) FROM conversions WHERE id = ANY(@conversions) AND expanded IS NULL", new { conversions });
+    async Task<long> UnfinishedAsync(long[] conversions) =>
+        await CountAsync(conversions, "status IN ('queued', 'running')") + await PendingAsync(conversions);
+
+    // Of these conversions, those not yet expanded into their jobs.
+    async Task<long> PendingAsync(long[] conversions) => await db.CreateConnection().ExecuteScalarAsync<long>(
+        "SELECT count(*) FROM conversions WHERE id = ANY(@conversions) AND expanded IS NULL", new { conversions });
 
     // The jobs of these conversions in the states the condition names, counted in their rows.
     async Task<long> CountAsync(long[] conversions, string condition) => await db.CreateConnection().ExecuteScalarAsync<long>(
