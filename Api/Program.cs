@@ -28,7 +28,9 @@ app.MapPost("/photos/{id:long}/operations", PostOperations).WithMetadata(new Req
 app.MapGet("/conversions/{id:long}", (long id, NpgsqlConnection db) => Document(db, "conversion", id));
 app.MapGet("/jobs/{id:long}/output", GetOutput);
 app.MapGet("/stats", (NpgsqlConnection db) => Json(db, "SELECT document FROM stats"));
-app.MapGet("/healthz", Health);
+// Healthy when the database answers and the NAS is mounted: its photos folder, which the set-up makes (README), exists.
+app.MapGet("/healthz", async (NpgsqlConnection db) => await db.ExecuteScalarAsync<int>("SELECT 1") == 1
+    && Directory.Exists(Path.Combine(Env.Nas, "photos")) ? "healthy" : throw Refused(503, "the NAS is not mounted"));
 app.Run();
 
 // ASP.NET reads the form; a photo that passes is copied to the NAS as a file deleted on close unless renamed first.
@@ -85,16 +87,14 @@ async Task<Accepted<JsonElement>> PostOperations(long id, HttpRequest request, N
     return TypedResults.Accepted($"/conversions/{conversion.GetProperty("id")}", conversion);
 }
 
+// Files on the NAS are named with their format as extension, which gives their Content-Type.
 async Task<PhysicalFileHttpResult> GetOutput(long id, NpgsqlConnection db)
 {
     var job = await db.QuerySingleOrDefaultAsync<(string Status, string? Output)?>(
         "SELECT status, output FROM jobs WHERE id = @id", new { id }) ?? throw Refused(404, $"no job {id}");
-    return job.Output is null ? throw Refused(404, $"job {id} has no output: it is {job.Status}") : NasFile(job.Output);
+    var output = job.Output ?? throw Refused(404, $"job {id} has no output: it is {job.Status}");
+    return TypedResults.PhysicalFile(Path.GetFullPath(Path.Combine(Env.Nas, output)), $"image/{output.Split('.')[^1]}");
 }
-
-// Healthy when the database answers and the NAS is mounted: its photos folder, which the set-up makes (README), exists.
-async Task<string> Health(NpgsqlConnection db) => await db.ExecuteScalarAsync<int>("SELECT 1") == 1
-    && Directory.Exists(Path.Combine(Env.Nas, "photos")) ? "healthy" : throw Refused(503, "the NAS is not mounted");
 
 // Every JSON document is built by Postgres (db/schema.sql), so each has one definition.
 async Task<JsonElement> Document(NpgsqlConnection db, string what, long id) =>
@@ -102,9 +102,6 @@ async Task<JsonElement> Document(NpgsqlConnection db, string what, long id) =>
         ?? throw Refused(404, $"no {what} {id}");
 async Task<JsonElement?> Json(NpgsqlConnection db, string sql, object? parameters = null) => // no row: JSON's null
     JsonSerializer.Deserialize<JsonElement?>(await db.QuerySingleOrDefaultAsync<string>(sql, parameters) ?? "null");
-// Files on the NAS are named with their format as extension, which gives their Content-Type.
-static PhysicalFileHttpResult NasFile(string path) =>
-    TypedResults.PhysicalFile(Path.GetFullPath(Path.Combine(Env.Nas, path)), $"image/{Path.GetExtension(path)[1..]}");
 static bool IsKey(HttpRequest request, string key) => CryptographicOperations.FixedTimeEquals( // in constant time
     Encoding.UTF8.GetBytes($"{request.Headers.Authorization}"), Encoding.UTF8.GetBytes($"Bearer {key}"));
 static BadHttpRequestException Refused(int status, string detail) => new(detail, status); // to Problem, below

@@ -48,8 +48,7 @@ public static class Magick
                 Operations.Definitions[step.Op].Apply(image, step.Arg);
             // Written by .NET, whose error says why a write failed (a full NAS), naming no path.
             File.WriteAllBytes(temp, image.ToByteArray(Enum.Parse<MagickFormat>(format, ignoreCase: true)));
-            if (limit.IsCancellationRequested)
-                throw new TimeoutException();
+            limit.Token.ThrowIfCancellationRequested();
             File.Move(temp, output, overwrite: true);
             return ((int)image.Width, (int)image.Height, null);
         }
@@ -84,9 +83,8 @@ public static class Magick
         var onItsSide = photo.Orientation >= Orientation.LeftTop; // EXIF's 5 to 8, which an autoorient would turn
         if (2 * width > photo.Width || 2 * height > photo.Height || onItsSide)
             return (null, steps);
-        var exact = steps.ToArray(); // the same steps, the resize given as WxH!
-        exact[at] = resize with { Arg = $"{width}x{height}!" };
-        return (new JpegReadDefines { Size = new MagickGeometry((uint)width, (uint)height) }, exact);
+        var exact = steps.Select((step, i) => i == at ? step with { Arg = $"{width}x{height}!" } : step);
+        return (new JpegReadDefines { Size = new MagickGeometry((uint)width, (uint)height) }, [.. exact]);
     }
 
     // ImageMagick's size for a plain or percent resize (its ParseMetaGeometry); a side not given (0) follows the other.
