@@ -17,7 +17,7 @@ await bus.RunUntilStoppedAsync(deadLetters, Task.Run(async () =>
             await using var listener = await db.OpenConnectionAsync();
             await listener.ExecuteAsync("LISTEN conversions");
             while (!bus.Stopping.IsCancellationRequested)
-                if (!await ExpandOneAsync(listener))
+                if (!await ExpandAsync(listener))
                     await listener.WaitAsync(TimeSpan.FromSeconds(1));
         }
         catch (Exception e)
@@ -27,35 +27,39 @@ await bus.RunUntilStoppedAsync(deadLetters, Task.Run(async () =>
         }
 }));
 
-// Expands the oldest conversion left (ARCHITECTURE.md): its jobs committed on a second connection, their messages
-// confirmed, then it is marked expanded; its row locked meanwhile, FOR NO KEY UPDATE to let the jobs' key through.
-async Task<bool> ExpandOneAsync(NpgsqlConnection connection)
+// Expands the oldest conversions left, up to 100 in the statements one alone takes (ARCHITECTURE.md): their jobs
+// committed on a second connection, their messages confirmed, then they are marked expanded; their rows locked on the
+// outbox's connection meanwhile, FOR NO KEY UPDATE to let the jobs' key through.
+async Task<bool> ExpandAsync(NpgsqlConnection outbox)
 {
-    await using var transaction = await connection.BeginTransactionAsync();
-    var conversion = await connection.QuerySingleOrDefaultAsync<(long Id, string Text)?>("""
-        SELECT id, operations FROM conversions WHERE expanded IS NULL ORDER BY id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED
-        """);
-    if (conversion is null)
+    await using var transaction = await outbox.BeginTransactionAsync();
+    var conversions = (await outbox.QueryAsync<(long Id, string Text)>("""
+        SELECT id, operations FROM conversions WHERE expanded IS NULL ORDER BY id LIMIT 100
+        FOR NO KEY UPDATE SKIP LOCKED
+        """)).ToArray();
+    if (conversions.Length == 0)
         return false;
-    var (id, text) = conversion.Value;
-    string? error = null;
-    try
-    {
-        // The jobs made now and those queued by an earlier try: the second SELECT sees the table as it was before.
-        var queued = await db.CreateConnection().QueryAsync<long>("""
-            WITH made AS (INSERT INTO jobs (conversion_id, name, steps)
-                SELECT @id, "Name", "Steps" FROM jsonb_to_recordset(@outputs::jsonb) AS o("Name" text, "Steps" jsonb)
-                ON CONFLICT DO NOTHING RETURNING id)
-            SELECT id FROM made UNION SELECT id FROM jobs WHERE conversion_id = @id AND status = 'queued'
-            """, new { id, outputs = JsonSerializer.Serialize(Operations.Parse(text)) });
-        await Task.WhenAll(queued.Select(job => bus.PublishAsync("jobs", new Message(job))));
-    }
-    catch (OperationsException e)
-    {
-        error = e.Message; // the API refuses a file with a mistake, but a row written around it fails here
-    }
-    await connection.ExecuteAsync("UPDATE conversions SET expanded = now(), error = @error WHERE id = @id",
-        new { id, error });
+    var jobs = new List<object>();
+    foreach (var (id, text) in conversions)
+        try
+        {
+            jobs.AddRange(Operations.Parse(text).Select(output => new { Conversion = id, output.Name, output.Steps }));
+        }
+        catch (OperationsException e) // the API refuses a file with a mistake, but a row written around it fails here
+        {
+            await outbox.ExecuteAsync("UPDATE conversions SET error = @Message WHERE id = @id", new { id, e.Message });
+        }
+    var ids = conversions.Select(conversion => conversion.Id).ToArray();
+    // The jobs made now and those queued by an earlier try: the second SELECT sees the table as it was before.
+    var queued = await db.CreateConnection().QueryAsync<long>("""
+        WITH made AS (INSERT INTO jobs (conversion_id, name, steps)
+            SELECT "Conversion", "Name", "Steps"
+            FROM jsonb_to_recordset(@jobs::jsonb) AS o("Conversion" bigint, "Name" text, "Steps" jsonb)
+            ON CONFLICT DO NOTHING RETURNING id)
+        SELECT id FROM made UNION SELECT id FROM jobs WHERE conversion_id = ANY(@ids) AND status = 'queued' ORDER BY id
+        """, new { ids, jobs = JsonSerializer.Serialize(jobs) });
+    await Task.WhenAll(queued.Select(job => bus.PublishAsync("jobs", new Message(job))));
+    await outbox.ExecuteAsync("UPDATE conversions SET expanded = now() WHERE id = ANY(@ids)", new { ids });
     await transaction.CommitAsync();
     return true;
 }

@@ -46,6 +46,34 @@ public sealed class DeliveryTests(Cluster cluster)
     }
 
     [Fact]
+    public async Task ABurstLargerThanTheConverterTakesAtOnceIsExpandedWholeAMistakeInItFailingAlone()
+    {
+        var photo = await http.UploadedIdAsync(Helpers.Sample("garden"));
+        // 250 conversions in one statement, more than one expansion takes (100): what a burst of posts leaves waiting.
+        var ids = (await db.CreateConnection().QueryAsync<long>("""
+            INSERT INTO conversions (photo_id, operations)
+            SELECT @photo, CASE WHEN i = 150 THEN 'rotat 90' ELSE 'a: resize 1%' || chr(10) || 'b: flip | resize 1%' END
+            FROM generate_series(1, 250) AS i RETURNING id
+            """, new { photo })).Order().ToArray();
+
+        var conversions = new List<JsonElement>();
+        foreach (var id in ids)
+            conversions.Add(await http.WaitForAsync($"/conversions/{id}"));
+        await Helpers.WaitForQueuesToEmptyAsync();
+
+        var mistake = conversions[149];
+        Assert.Equal(("failed", "line 1: unknown operation 'rotat'", 0), (mistake.GetProperty("status").GetString(),
+            mistake.GetProperty("error").GetString(), mistake.GetProperty("jobs").GetArrayLength()));
+        Assert.All(conversions.Where((_, i) => i != 149), conversion =>
+        {
+            Assert.Equal("done", conversion.GetProperty("status").GetString());
+            Assert.Equal(new[] { "a", "b" }, conversion.GetProperty("jobs").EnumerateArray().Select(job => job.GetProperty("name").GetString()));
+        });
+        Assert.Equal(249 * 2, await db.CreateConnection().ExecuteScalarAsync<long>(
+            "SELECT count(*) FROM jobs WHERE conversion_id = ANY(@ids) AND status = 'done'", new { ids }));
+    }
+
+    [Fact]
     public async Task AJobDeliveredTwiceAfterItIsDoneIsLeftAsItWas()
     {
         var job = (await http.ConvertAsync(await http.UploadedIdAsync(Helpers.Sample("storm")), "resize 10%")).Job("1");
