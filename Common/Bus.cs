@@ -26,6 +26,9 @@ public sealed class Bus(IConnection connection, IChannel publisher)
         var consumer = new AsyncEventingBasicConsumer(channel);
         consumer.ReceivedAsync += async (_, args) =>
         {
+            // Told to stop, it begins nothing more: a message held unbegun goes back to the queue as the process exits.
+            if (Stopping.IsCancellationRequested)
+                return;
             try
             {
                 await handle(JsonSerializer.Deserialize<Message>(args.Body.Span)!);

@@ -1,8 +1,8 @@
 var db = NpgsqlDataSource.Create(Env.Database(pool: 2));
 var bus = await Bus.ConnectAsync();
 
-// One job at a time, on one thread (policy.xml): a machine's cores are shared out by running a processor per core.
-var consumer = await bus.ConsumeAsync("jobs", prefetch: 1, async message =>
+// One job at a time on one thread (policy.xml), a processor per core; the next one's message held, so no core waits.
+var consumer = await bus.ConsumeAsync("jobs", prefetch: 2, async message =>
 {
     // Claim the job. One already done or failed was delivered twice: there is nothing left to do.
     var job = await db.CreateConnection().QuerySingleOrDefaultAsync<(long, string, string, string)?>("""
@@ -11,9 +11,8 @@ var consumer = await bus.ConsumeAsync("jobs", prefetch: 1, async message =>
           AND conversions.id = jobs.conversion_id AND photos.id = conversions.photo_id
         RETURNING jobs.id, jobs.steps::text AS steps, photos.path, photos.format
         """, message);
-    if (job is null)
+    if (job is not (var id, var json, var photo, var photoFormat))
         return;
-    var (id, json, photo, photoFormat) = job.Value;
     var steps = JsonSerializer.Deserialize<Step[]>(json)!;
     var format = steps.LastOrDefault(step => step.Op == "format")?.Arg ?? photoFormat;
     // Named by job id: a job done twice has one output. A bad image's failure is final: recorded, the message acked.

@@ -61,6 +61,32 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task AProcessorToldToStopFinishesItsJobAndHandsBackTheOneItHoldsUnbegunWhichAnotherDoesOnce()
+    {
+        foreach (var processor in cluster.Running("Processor").Skip(1))
+            cluster.Stop(processor, "TERM"); // idle, it exits at once: the other alone takes what comes
+        var photo = await http.UploadedIdAsync(Helpers.Sample("ladybird"));
+        var slow = await PostedIdAsync(photo, "slow: blur 50 | blur 50"); // about 8 s of one core: time to look
+        var victim = await WaitForTheBusyProcessorAsync(slow);
+        var next = await PostedIdAsync(photo, "next: flip");
+        // The next job's message in the processor's hand, beside the one it works on (it holds two at a time).
+        for (var clock = Stopwatch.StartNew(); Held("messages_unacknowledged") < 2; await Task.Delay(20))
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), "the processor never held a second job");
+
+        cluster.Stop(victim, "TERM");
+
+        Assert.Equal(0, victim.ExitCode);
+        // The job it was on finished by it; the one it held handed back unbegun, to the queue, not done on the way out.
+        Assert.Equal(new[] { "done", "queued" }, await db.CreateConnection().QueryAsync<string>(
+            "SELECT status FROM jobs WHERE conversion_id = ANY(@ids) ORDER BY id", new { ids = new[] { slow, next } }));
+        for (var clock = Stopwatch.StartNew(); Held("messages_ready") != 1; await Task.Delay(100)) // none consumes it yet
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), "the message held did not go back to the queue");
+        await cluster.StartAsync("Processor");
+        await cluster.StartAsync("Processor");
+        await AssertEveryJobEndedOnceAsync([slow, next]);
+    }
+
+    [Fact]
     public async Task AProcessorToldToStopHandsBackAJobLongerThanItsGracePeriodWhichAnotherDoesOnce()
     {
         foreach (var processor in cluster.Running("Processor"))
@@ -283,6 +309,11 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
             Assert.Equal(detail, (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("detail").GetString());
     }
 
+
+    // Messages of the work queue in the state named (a column of rabbitmqctl's list_queues), as the broker counts them.
+    static long Held(string state) => long.Parse(Helpers.Server(
+        $"rabbitmq_ctl $TEST_RABBITMQ list_queues --no-table-headers name {state}").Split('\n')
+        .Select(line => line.Split('\t')).Single(queue => queue[0] == "jobs")[1]);
 
     static async Task PublishRawAsync(string queue, string body)
     {
