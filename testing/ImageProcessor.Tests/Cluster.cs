@@ -89,16 +89,10 @@ public sealed class Cluster : IAsyncLifetime
         await WaitUntilHealthyAsync();
     }
 
-    public async Task WaitUntilHealthyAsync()
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (!await IsHealthyAsync())
-        {
-            if (DateTime.UtcNow > deadline || processes.Any(p => p.HasExited))
-                throw new InvalidOperationException($"the cluster did not come up; logs in {Scratch}");
-            await Task.Delay(200);
-        }
-    }
+    public Task WaitUntilHealthyAsync() => ClusterCalls.WaitUntilAsync(
+        async () => (await Http.GetAsync("/healthz")).StatusCode == HttpStatusCode.OK,
+        TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(200), $"the cluster did not come up; logs in {Scratch}",
+        hopeless: () => processes.Any(p => p.HasExited));
 
     public Task DisposeAsync()
     {
@@ -113,21 +107,13 @@ public sealed class Cluster : IAsyncLifetime
 
     void Start(string project, params (string Name, string Value)[] settings)
     {
-        var dll = Built(project);
         var log = Path.Combine(Scratch, $"{project.ToLowerInvariant()}-{processes.Count}.log");
-        var start = new ProcessStartInfo("bash", ["-c", $"exec dotnet {dll} >>{log} 2>&1"]) { WorkingDirectory = Scratch };
-        start.Environment["PROJECT"] = project;
-        start.Environment["API_KEY"] = ApiKey;
-        start.Environment["NAS"] = Nas;
-        start.Environment["ASPNETCORE_URLS"] = Address.ToString();
-        start.Environment["MAX_UPLOAD_BYTES"] = $"{MaxUploadBytes}";
-        start.Environment["MAX_PIXELS"] = $"{MaxPixels}";
-        start.Environment["JOB_SECONDS"] = $"{JobSeconds}";
-        // Room for a job in hand to finish after SIGTERM on a machine however busy; a test of the other branch sets less.
-        start.Environment["STOP_SECONDS"] = "60";
-        foreach (var (name, value) in settings)
-            start.Environment[name] = value;
-        processes.Add(Process.Start(start)!);
+        (string, string)[] cluster = [("API_KEY", ApiKey), ("NAS", Nas), ("ASPNETCORE_URLS", Address.ToString()),
+            ("MAX_UPLOAD_BYTES", $"{MaxUploadBytes}"), ("MAX_PIXELS", $"{MaxPixels}"), ("JOB_SECONDS", $"{JobSeconds}"),
+            // Room for a job in hand to finish after SIGTERM on a machine however busy; a test of the other branch
+            // sets less.
+            ("STOP_SECONDS", "60")];
+        processes.Add(ClusterCalls.StartService(Built(project), log, [.. cluster, .. settings]));
     }
 
     /// <summary>A service's program, built by the test project's references in the same configuration as the tests.</summary>
@@ -135,18 +121,6 @@ public sealed class Cluster : IAsyncLifetime
     {
         var configuration = Path.GetFileName(Path.GetDirectoryName(AppContext.BaseDirectory.TrimEnd('/')));
         return Path.Combine(Root, project, "bin", configuration!, "net10.0", $"{project}.dll");
-    }
-
-    async Task<bool> IsHealthyAsync()
-    {
-        try
-        {
-            return (await Http.GetAsync("/healthz")).StatusCode == HttpStatusCode.OK;
-        }
-        catch (HttpRequestException)
-        {
-            return false;
-        }
     }
 
     internal static int FreePort()

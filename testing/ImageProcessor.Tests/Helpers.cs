@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
@@ -24,14 +23,6 @@ public static class Helpers
     public static Task<HttpResponseMessage> UploadAsync(this HttpClient http, string path, string? source = null) =>
         http.UploadAsync(File.ReadAllBytes(path), Path.GetFileName(path), source);
 
-    public static async Task<HttpResponseMessage> UploadAsync(this HttpClient http, byte[] bytes, string name, string? source = null)
-    {
-        using var form = new MultipartFormDataContent { { new ByteArrayContent(bytes), "file", name } };
-        if (source is not null)
-            form.Add(new StringContent(source), "source");
-        return await http.PostAsync("/photos", form);
-    }
-
     /// <summary>Uploads a photo of the format given, made from a real one (a 2560x1600 JPEG) and cut short, keeping that
     /// fraction of its bytes: its header whole, so that the upload is accepted, and its pixels not.</summary>
     public static async Task<long> CutPhotoIdAsync(this HttpClient http, Cluster cluster, string format, double kept)
@@ -39,28 +30,12 @@ public static class Helpers
         var whole = Path.Combine(cluster.Scratch, $"whole-{Guid.NewGuid():N}.{format}");
         Run("convert", Sample("ladybird"), "-quality", "90", whole);
         var bytes = File.ReadAllBytes(whole);
-        var response = await http.UploadAsync(bytes[..(int)(bytes.Length * kept)], $"cut.{format}");
-        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt64();
+        return await http.UploadedIdAsync(bytes[..(int)(bytes.Length * kept)], $"cut.{format}");
     }
-
-    public static async Task<long> UploadedIdAsync(this HttpClient http, string path)
-    {
-        var response = await http.UploadAsync(path);
-        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-        return (await response.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt64();
-    }
-
-    public static Task<HttpResponseMessage> PostOperationsAsync(this HttpClient http, long photo, string operations) =>
-        http.PostAsync($"/photos/{photo}/operations", new StringContent(operations, MediaTypeHeaderValue.Parse("text/plain")));
 
     /// <summary>Posts the operations and polls the conversion until every job has finished.</summary>
-    public static async Task<JsonElement> ConvertAsync(this HttpClient http, long photo, string operations)
-    {
-        var response = await http.PostOperationsAsync(photo, operations);
-        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
-        return await http.WaitForAsync(response.Headers.Location!.ToString());
-    }
+    public static async Task<JsonElement> ConvertAsync(this HttpClient http, long photo, string operations) =>
+        await http.WaitForAsync(await http.PostConversionAsync(photo, operations));
 
     public static async Task<JsonElement> WaitForAsync(this HttpClient http, string conversion, TimeSpan? within = null)
     {
