@@ -1,122 +1,216 @@
 namespace ImageProcessor.Benchmark;
 
-/// <summary>One run of the benchmark: its settings, read from the command line, and the cluster it starts. The modes are
-/// in their own files (Engine: the engine, the cli and sharp; Cluster; Camera), the report in Report, the shared helpers
-/// in Measure.</summary>
-sealed partial class Bench : IAsyncDisposable
+/// <summary>One run: its settings from the command line, the cluster it starts (the API and the converter once, the
+/// processors afresh for each measurement), the one round that times it, the children it runs and the report.</summary>
+sealed partial class Bench(string[] args)
 {
-    public const string OperationsFile = """
-        resize: resize 640x360
-        thumb: thumbnail 320x180 | format webp
-        gray: autoorient | grayscale | resize 50%
-        """;
-
-    const string CameraOperations = "resize 640x360";
-
-    readonly string photos, scratch, report, root, address = "http://127.0.0.1:48080", cameraPhotos;
-    readonly bool quick, cameraOnly, scaleOnly;
-    readonly int cores = Environment.ProcessorCount, rounds, trivialJobs, uploadSeconds, jobsPerRound, cameraRounds;
-    readonly string[] inputs;
-    readonly List<Process> started = [];
-    readonly HttpClient http;
+    const string Address = "http://127.0.0.1:48080", ApiKey = "bench", Client = "this benchmark's client";
+    static readonly string[] Parts = ["Processor", "Api", "Converter", "Postgres", "RabbitMQ", Client];
+    readonly string photos = Path.GetFullPath(args[0]), scratch = Path.GetFullPath(args[1]), report = args[2];
+    readonly bool quick = args.Contains("--short");
+    readonly int cores = Environment.ProcessorCount;
+    readonly HttpClient http = new() { BaseAddress = new(Address), DefaultRequestHeaders = { Authorization = new("Bearer", ApiKey) } };
     readonly NpgsqlDataSource db = NpgsqlDataSource.Create(Env.Database(pool: 10));
-    readonly List<string> cpu = []; // where the cores went during the cluster run with P = cores
-    Result cameraEngine = null!, cameraPeer = null!;
-    string nas = "";
-    long tiny; // the photo of the trivial jobs
+    readonly List<Process> services = [];
 
-    public Bench(string[] args)
+    string Nas => Path.Combine(scratch, "nas");
+
+    /// <summary>Every mode in turn, or the camera or the scale mode alone, on one API and one converter.</summary>
+    public async Task RunAsync()
     {
-        (photos, scratch, report, quick) = (Path.GetFullPath(args[0]), Path.GetFullPath(args[1]), args[2], args.Contains("--short"));
-        (cameraOnly, scaleOnly) = (args.Contains("camera"), args.Contains("scale"));
-        root = Directory.GetCurrentDirectory();
-        rounds = quick ? 1 : 3;
-        (trivialJobs, uploadSeconds) = quick ? (20, 1) : (300, 10);
-        inputs = Directory.GetFiles(photos).Order().ToArray();
-        jobsPerRound = inputs.Length * Operations.Parse(OperationsFile).Count;
-        cameraPhotos = Path.Combine(photos, "camera");
-        cameraRounds = quick ? 1 : 3;
-        http = new HttpClient { BaseAddress = new Uri(address), Timeout = TimeSpan.FromMinutes(5) };
-        http.DefaultRequestHeaders.Authorization = new("Bearer", "bench");
-    }
-
-    /// <summary>Every mode in turn, or the camera or the scale mode alone, each writing its section of the report.</summary>
-    public async Task RunAllAsync()
-    {
-        Log($"{inputs.Length} photos x {jobsPerRound / inputs.Length} operations x {rounds} rounds, {cores} workers");
-
-        var rows = cameraOnly || scaleOnly ? [] : new List<(string Mode, string Workers, Result Result)>
-        {
-            ("engine", $"{cores} threads", await ChildAsync("dotnet", [typeof(Result).Assembly.Location, "engine", photos, $"{rounds}", $"{cores}", Fresh("engine")])),
-            ("cli", $"{cores} at a time", await CliAsync()),
-            ("peer (sharp)", $"{cores} workers", await ChildAsync("node", [Path.Combine(root, "bench", "peer.js"), photos, $"{rounds}", $"{cores}", Fresh("peer")])),
-        };
-        // The camera mode's engine and sharp, each alone on the machine as the modes above: the same photos, the same resize.
-        if (!scaleOnly)
-        {
-            cameraEngine = await ChildAsync("dotnet", [typeof(Result).Assembly.Location, "engine", cameraPhotos, $"{cameraRounds}", $"{cores}", Fresh("camera-engine"), CameraOperations]);
-            cameraPeer = await ChildAsync("node", [Path.Combine(root, "bench", "peer.js"), cameraPhotos, $"{cameraRounds}", $"{cores}", Fresh("camera-peer"), "resize"]);
-        }
-
-        // The cluster: the API and the converter for the whole run, processors started afresh for each P.
-        nas = Fresh("nas");
-        Directory.CreateDirectory(Path.Combine(nas, "photos"));
-        Directory.CreateDirectory(Path.Combine(nas, "outputs"));
-        started.AddRange([Start("Api"), Start("Converter")]);
+        Func<Task>[] modes = args.Contains("camera") ? [CameraAsync] : args.Contains("scale") ? [ScaleAsync] : [MainAsync, CameraAsync, ScaleAsync];
+        Directory.CreateDirectory(Path.Combine(Nas, "photos"));
+        Directory.CreateDirectory(Path.Combine(Nas, "outputs"));
+        services.AddRange([Start("Api"), Start("Converter")]);
         try
         {
-            await WaitUntilAsync(async () => (await http.GetAsync("/healthz")).IsSuccessStatusCode);
-            if (!cameraOnly && !scaleOnly)
-            {
-                tiny = await UploadAsync(await File.ReadAllBytesAsync(Path.Combine(scratch, "tiny.png")), "tiny.png");
-                foreach (var processors in new[] { 1, cores })
-                    rows.Add(($"cluster P={processors}", $"{processors} processors", await ClusterAsync(processors)));
-                var trivial = await TrivialJobsAsync();
-                var uploads = await UploadsAsync();
-                var apiPeakKb = PeakKb(started[0].Id);
-                Write(rows, trivial, uploads, apiPeakKb);
-            }
-            if (!scaleOnly)
-                await CameraAsync();
-            if (!cameraOnly)
-                await ScaleAsync();
+            await WaitAsync(async () => (await http.GetAsync("/healthz")).IsSuccessStatusCode, "the API did not come up");
+            foreach (var mode in modes)
+                await mode();
         }
         finally
         {
-            foreach (var process in started.Where(p => !p.HasExited))
-                process.Kill(entireProcessTree: true);
+            services.ForEach(service => service.Kill());
         }
     }
 
-    public async ValueTask DisposeAsync()
+    // A service as bench.sh published it (SERVICES).
+    Process Start(string project) => ClusterCalls.StartService(Path.Combine(Env.Get("SERVICES", ""), project, $"{project}.dll"),
+        Path.Combine(scratch, $"{project}-{services.Count}.log"), ("NAS", Nas), ("API_KEY", ApiKey), ("ASPNETCORE_URLS", Address));
+
+    // The files uploaded by that many clients at once: the photos' ids, and how many were stored a second.
+    async Task<(long[] Ids, double Rate)> UploadAsync(IEnumerable<string> files, int clients)
     {
-        http.Dispose();
-        await db.DisposeAsync();
+        var (ids, clock) = (new ConcurrentBag<long>(), Stopwatch.StartNew());
+        await Parallel.ForEachAsync(files, new ParallelOptions { MaxDegreeOfParallelism = clients },
+            async (file, _) => ids.Add(await http.UploadedIdAsync(file)));
+        return ([.. ids.Order()], ids.Count / clock.Elapsed.TotalSeconds);
     }
 
-    Process Start(string project)
+    // Processors started afresh (those before them ended: their jobs were the benchmark's own), ready once the broker
+    // counts them as consumers of the jobs queue; then the rounds, and the processors' peak memory over them.
+    async Task<(List<Round> Rounds, long PeakKb)> RoundsAsync(int processors, int rounds, long[] ids, string operations, int clients)
     {
-        var log = Path.Combine(scratch, $"{project.ToLowerInvariant()}-{started.Count}.log");
-        var start = new ProcessStartInfo("bash", ["-c", $"exec dotnet {Environment.GetEnvironmentVariable("SERVICES")}/{project}/{project}.dll >>{log} 2>&1"]);
-        start.Environment["PROJECT"] = project;
-        start.Environment["NAS"] = nas;
-        start.Environment["API_KEY"] = "bench";
-        start.Environment["ASPNETCORE_URLS"] = address;
-        return Process.Start(start)!;
+        foreach (var old in services.Where(service => service.StartInfo.Environment["PROJECT"] == "Processor").ToList())
+        {
+            old.Kill();
+            await old.WaitForExitAsync();
+            services.Remove(old);
+        }
+        var started = Enumerable.Range(0, processors).Select(_ => Start("Processor")).ToArray();
+        services.AddRange(started);
+        await using var bus = await new ConnectionFactory { Uri = new(Env.Bus) }.CreateConnectionAsync();
+        await using var channel = await bus.CreateChannelAsync();
+        await WaitAsync(async () => await channel.ConsumerCountAsync("jobs") == processors, "the processors did not start");
+        var measured = new List<Round>();
+        for (var round = 0; round < rounds; round++)
+            measured.Add(await RoundAsync(ids, operations, clients));
+        return (measured, started.Max(processor => PeakKb(processor.Id)));
     }
 
-    async Task<Result> ChildAsync(string program, string[] arguments)
+    // One round: the operations posted for every photo by `clients` keep-alive clients at once, then every job of the
+    // round waited for until finished (done or failed). Timed by Postgres's clock from before the first post to the
+    // last job's update, so that how often we poll (one kept connection, every 20 ms) does not bias the rate; the CPU
+    // of each part read before the first post and once the poll sees the round finished.
+    async Task<Round> RoundAsync(long[] photos, string operations, int clients)
     {
-        Log($"{program} {string.Join(' ', arguments)}");
-        var start = new ProcessStartInfo(program, arguments) { RedirectStandardOutput = true };
+        var jobs = photos.Length * Operations.Parse(operations).Count;
+        await using var poll = await db.OpenConnectionAsync();
+        var (after, began) = await poll.QuerySingleAsync<(long, DateTime)>("SELECT max(id), clock_timestamp() FROM conversions");
+        var before = Cpu();
+        await Parallel.ForEachAsync(photos, new ParallelOptions { MaxDegreeOfParallelism = clients },
+            async (photo, _) => await http.PostConversionAsync(photo, operations));
+        const string Finished = "SELECT count(*) FROM jobs WHERE conversion_id > @after AND status IN ('done', 'failed')";
+        await WaitAsync(async () => await poll.ExecuteScalarAsync<long>(Finished, new { after }) == jobs, "a round hung");
+        var cpu = Cpu();
+        var (ended, error) = await poll.QuerySingleAsync<(DateTime, string?)>(
+            "SELECT max(updated), min(error) FROM jobs WHERE conversion_id > @after", new { after });
+        if (error is not null)
+            throw new InvalidOperationException($"a job failed: {error}");
+        return new(jobs, (ended - began).TotalSeconds, cpu.ToDictionary(part => part.Key, part => part.Value - before[part.Key]), after);
+    }
+
+    // The CPU seconds each part has used so far. A service started here: its process's utime and stime. Postgres and
+    // RabbitMQ, which bench.sh started each in a process group of its own (SERVER_GROUPS): every live process of the
+    // group and its descendants (Postgres's backends make groups of their own), each with the CPU of the children it
+    // reaped (cutime, cstime: the backends that ended). This benchmark: its own process. The machine: /proc/stat's
+    // first 8 counts but idle and iowait. All are ticks of 10 ms.
+    Dictionary<string, double> Cpu()
+    {
+        var cpu = services.GroupBy(p => p.StartInfo.Environment["PROJECT"]!).ToDictionary(g => g.Key, g => g.Sum(p => Ticks(p.Id)));
+        var stats = Directory.GetDirectories("/proc").Select(Path.GetFileName).Where(name => name!.All(char.IsAsciiDigit))
+            .Select(pid => (Pid: pid!, Stat: Stat(int.Parse(pid!))!)).Where(process => process.Stat is not null).ToList();
+        foreach (var server in Env.Get("SERVER_GROUPS", "").Split(' ').Select(server => server.Split('=')))
+        {
+            var members = server[1].Split(',').ToHashSet(); // the groups' leaders, then every process in or below them
+            while (stats.Where(p => !members.Contains(p.Pid) && (members.Contains(p.Stat[2]) || members.Contains(p.Stat[3])))
+                .Select(p => p.Pid).ToList() is { Count: > 0 } found)
+                members.UnionWith(found);
+            cpu[server[0]] = stats.Where(p => members.Contains(p.Pid)).Sum(p => p.Stat[12..16].Sum(long.Parse));
+        }
+        cpu[Client] = Ticks(Environment.ProcessId);
+        var machine = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1..9];
+        cpu["machine"] = machine.Select(long.Parse).Where((_, i) => i is not (3 or 4)).Sum();
+        return cpu.ToDictionary(part => part.Key, part => part.Value / 100.0);
+    }
+
+    // The fields of /proc/PID/stat after the command's name (field n of proc(5) is [n - 2]), or null once it ended.
+    static string[]? Stat(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/stat").Split(')')[^1].Split(' ');
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    static long Ticks(int pid) => Stat(pid) is { } stat ? long.Parse(stat[12]) + long.Parse(stat[13]) : 0; // utime, stime
+
+    // Peak resident memory (VmHWM) of a running process, in KiB.
+    public static long PeakKb(int pid) => long.Parse(File.ReadLines($"/proc/{pid}/status").Single(line => line.StartsWith("VmHWM:"))
+        .Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
+
+    static Task WaitAsync(Func<Task<bool>> condition, string failure, int everyMs = 20) =>
+        ClusterCalls.WaitUntilAsync(condition, TimeSpan.FromMinutes(10), TimeSpan.FromMilliseconds(everyMs), failure);
+
+    // A trivial job (the 32x32 PNG flipped), from the operations POST until a GET, one a millisecond, says done.
+    async Task TrivialJobAsync(long photo)
+    {
+        var conversion = await http.PostConversionAsync(photo, "flip");
+        await WaitAsync(async () => (await http.GetFromJsonAsync<JsonElement>(conversion)).GetProperty("status").GetString() == "done",
+            $"{conversion} was not done", everyMs: 1);
+    }
+
+    // Requests one at a time, each timed by the client, after 5 untimed ones (connections open, plans cached).
+    static async Task<double[]> TimeAsync(int count, Func<int, Task> request)
+    {
+        for (var i = 0; i < 5; i++)
+            await request(i);
+        var ms = new double[count];
+        for (var i = 0; i < count; i++)
+        {
+            var began = Stopwatch.GetTimestamp();
+            await request(i);
+            ms[i] = Stopwatch.GetElapsedTime(began).TotalMilliseconds;
+        }
+        return ms;
+    }
+
+    // The engine (this program, `engine`) or sharp (peer.js, given sharp's names of the operations) in a child process
+    // on `cores` threads, and the JSON line it prints.
+    async Task<Result> ChildAsync(string child, string photos, int rounds, string operations)
+    {
+        var output = Directory.CreateDirectory(Path.Combine(scratch, child)).FullName;
+        string[] program = child == "engine" ? ["dotnet", typeof(Bench).Assembly.Location, "engine"] : ["node", "bench/peer.js"];
+        var start = new ProcessStartInfo(program[0], [.. program[1..], photos, $"{rounds}", $"{cores}", output, operations]);
+        start.RedirectStandardOutput = true;
         start.Environment["UV_THREADPOOL_SIZE"] = $"{cores}"; // sharp's worker threads
-        if (program == "node")
-            start.Environment.Remove("GLIBC_TUNABLES"); // bench.sh's, for our processes: sharp runs as a user would run it
-        using var child = Process.Start(start)!;
-        var output = await child.StandardOutput.ReadToEndAsync();
-        await child.WaitForExitAsync();
-        return child.ExitCode == 0 ? JsonSerializer.Deserialize<Result>(output)! : throw new InvalidOperationException($"{program} failed");
+        if (child == "sharp")
+            start.Environment.Remove("GLIBC_TUNABLES"); // bench.sh's, for our processes: sharp runs as a user runs it
+        using var process = Process.Start(start)!;
+        var line = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        return process.ExitCode == 0 ? JsonSerializer.Deserialize<Result>(line)! : throw new InvalidOperationException($"{child} failed");
     }
 
-    string Fresh(string name) => Directory.CreateDirectory(Path.Combine(scratch, name)).FullName;
+    // Writes a section of the report between its markers (bench.sh gives --short a copy of BENCHMARKS.md to write).
+    void WriteSection(string section, IEnumerable<string> lines)
+    {
+        var command = $"./bench.sh{string.Concat(args[3..].Select(arg => $" {arg}"))}";
+        var engine = $"{MagickNET.ImageMagickVersion.Split(' ')[1]} Q8 ({MagickNET.Version})";
+        var text = string.Join('\n', [$"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC by `{command}` on {Env.Get("MACHINE", "")}, " +
+            $"{RuntimeInformation.FrameworkDescription}, the engine {engine}, sharp {Env.Get("SHARP_VERSION", "")}.", "", .. lines]);
+        Console.WriteLine(text);
+        var markers = new Regex($"(?<=<!-- {section}:begin .*?-->\n).*(?=\n<!-- {section}:end -->)", RegexOptions.Singleline);
+        File.WriteAllText(report, markers.Replace(File.ReadAllText(report), _ => text));
+    }
+
+    static string Describe(string path) => new MagickImageInfo(path) is var info
+        ? $"{Path.GetFileName(path)} {info.Width}x{info.Height} {info.Format.ToString().ToLower()} {new FileInfo(path).Length >> 10} KiB" : "";
+
+    static double Percentile(double[] values, double p) => values.Order().ElementAt((int)Math.Ceiling(p * values.Length) - 1);
+
+    static string Ms(double value) => $"{value:F1} ms";
+
+    // A markdown table after a blank line: the header, then the rows; every column but the first is aligned right.
+    static string[] Table(string[] header, params IEnumerable<string[]> rows) =>
+        ["", Cells(header), Cells([.. header.Select((_, i) => i == 0 ? "---" : "---:")]), .. rows.Select(Cells)];
+
+    static string Cells(string[] cells) => $"| {string.Join(" | ", cells)} |";
+}
+
+// What a child prints: its seconds over the timed loop, each image's milliseconds, its peak memory and CPU meanwhile.
+sealed record Result(double Seconds, double[] Ms, long PeakKb, double CpuSeconds)
+{
+    public double Rate => Ms.Length / Seconds;
+    public double CpuMs => 1000 * CpuSeconds / Ms.Length;
+}
+
+// A round's jobs, its seconds, the CPU seconds of each part (Bench.Parts) and of the machine, the conversion before it.
+sealed record Round(int Jobs, double Seconds, Dictionary<string, double> Cpu, long After)
+{
+    public double Rate => Jobs / Seconds;
 }
