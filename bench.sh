@@ -59,4 +59,7 @@ memory=$(awk '/MemTotal/ { print int($2 / 2^20) }' /proc/meminfo)
 export MACHINE="$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1), $(nproc) cores, $memory GiB, \
 $(. /etc/os-release && echo "$PRETTY_NAME")"
 export SHARP_VERSION=$(cd bench && node -p "const v = require('sharp').versions; \`\${v.sharp} (libvips \${v.vips})\`")
-SERVICES=$scratch/services dotnet bench/bin/Release/net10.0/Bench.dll "$photos" "$scratch" "$report" "$@"
+# In a process group of its own, like the servers, so that stop_started ends the services it started with it.
+SERVICES=$scratch/services setsid dotnet bench/bin/Release/net10.0/Bench.dll "$photos" "$scratch" "$report" "$@" &
+STARTED+=($!)
+wait $!

@@ -4,39 +4,37 @@ namespace ImageProcessor.Benchmark;
 /// processors afresh for each measurement), the one round that times it, the children it runs and the report.</summary>
 sealed partial class Bench(string[] args)
 {
-    const string Address = "http://127.0.0.1:48080", ApiKey = "bench", Client = "this benchmark's client";
+    const string Address = "http://127.0.0.1:48080", Key = "bench", Client = "this benchmark's client";
     static readonly string[] Parts = ["Processor", "Api", "Converter", "Postgres", "RabbitMQ", Client];
     readonly string photos = Path.GetFullPath(args[0]), scratch = Path.GetFullPath(args[1]), report = args[2];
     readonly bool quick = args.Contains("--short");
     readonly int cores = Environment.ProcessorCount;
-    readonly HttpClient http = new() { BaseAddress = new(Address), DefaultRequestHeaders = { Authorization = new("Bearer", ApiKey) } };
+    readonly HttpClient http = new()
+        { BaseAddress = new(Address), DefaultRequestHeaders = { Authorization = new("Bearer", Key) } };
     readonly NpgsqlDataSource db = NpgsqlDataSource.Create(Env.Database(pool: 10));
     readonly List<Process> services = [];
 
     string Nas => Path.Combine(scratch, "nas");
 
-    /// <summary>Every mode in turn, or the camera or the scale mode alone, on one API and one converter.</summary>
+    /// <summary>Every mode in turn, or one alone, on one API and one converter (bench.sh ends them with this process's
+    /// group).</summary>
     public async Task RunAsync()
     {
-        Func<Task>[] modes = args.Contains("camera") ? [CameraAsync] : args.Contains("scale") ? [ScaleAsync] : [MainAsync, CameraAsync, ScaleAsync];
+        Func<Task>[] all = [MainAsync, CameraAsync, ScaleAsync];
+        var modes = args.Contains("camera") ? [CameraAsync] : args.Contains("scale") ? [ScaleAsync] : all;
         Directory.CreateDirectory(Path.Combine(Nas, "photos"));
         Directory.CreateDirectory(Path.Combine(Nas, "outputs"));
         services.AddRange([Start("Api"), Start("Converter")]);
-        try
-        {
-            await WaitAsync(async () => (await http.GetAsync("/healthz")).IsSuccessStatusCode, "the API did not come up");
-            foreach (var mode in modes)
-                await mode();
-        }
-        finally
-        {
-            services.ForEach(service => service.Kill());
-        }
+        await WaitAsync(async () => (await http.GetAsync("/healthz")).IsSuccessStatusCode, "the API did not come up");
+        foreach (var mode in modes)
+            await mode();
     }
 
     // A service as bench.sh published it (SERVICES).
-    Process Start(string project) => ClusterCalls.StartService(Path.Combine(Env.Get("SERVICES", ""), project, $"{project}.dll"),
-        Path.Combine(scratch, $"{project}-{services.Count}.log"), ("NAS", Nas), ("API_KEY", ApiKey), ("ASPNETCORE_URLS", Address));
+    Process Start(string project) => ClusterCalls.StartService(
+        Path.Combine(Env.Get("SERVICES", ""), project, $"{project}.dll"),
+        Path.Combine(scratch, $"{project}-{services.Count}.log"),
+        ("NAS", Nas), ("API_KEY", Key), ("ASPNETCORE_URLS", Address));
 
     // The files uploaded by that many clients at once: the photos' ids, and how many were stored a second.
     async Task<(long[] Ids, double Rate)> UploadAsync(IEnumerable<string> files, int clients)
@@ -49,7 +47,7 @@ sealed partial class Bench(string[] args)
 
     // Processors started afresh (those before them ended: their jobs were the benchmark's own), ready once the broker
     // counts them as consumers of the jobs queue; then the rounds, and the processors' peak memory over them.
-    async Task<(List<Round> Rounds, long PeakKb)> RoundsAsync(int processors, int rounds, long[] ids, string operations, int clients)
+    async Task<(List<Round> Rounds, long PeakKb)> RoundsAsync(int processors, int rounds, long[] ids, string operations)
     {
         foreach (var old in services.Where(service => service.StartInfo.Environment["PROJECT"] == "Processor").ToList())
         {
@@ -61,33 +59,37 @@ sealed partial class Bench(string[] args)
         services.AddRange(started);
         await using var bus = await new ConnectionFactory { Uri = new(Env.Bus) }.CreateConnectionAsync();
         await using var channel = await bus.CreateChannelAsync();
-        await WaitAsync(async () => await channel.ConsumerCountAsync("jobs") == processors, "the processors did not start");
+        await WaitAsync(async () => await channel.ConsumerCountAsync("jobs") == processors, "no processors");
         var measured = new List<Round>();
         for (var round = 0; round < rounds; round++)
-            measured.Add(await RoundAsync(ids, operations, clients));
+            measured.Add(await RoundAsync(ids, operations));
         return (measured, started.Max(processor => PeakKb(processor.Id)));
     }
 
-    // One round: the operations posted for every photo by `clients` keep-alive clients at once, then every job of the
-    // round waited for until finished (done or failed). Timed by Postgres's clock from before the first post to the
-    // last job's update, so that how often we poll (one kept connection, every 20 ms) does not bias the rate; the CPU
-    // of each part read before the first post and once the poll sees the round finished.
-    async Task<Round> RoundAsync(long[] photos, string operations, int clients)
+    // One round: the operations posted for every photo by cores × 4 keep-alive clients, then every job of the round
+    // waited for until finished (done or failed). Timed by Postgres's clock from before the first post to the last
+    // job's update, so that how often we poll (one kept connection, every 20 ms) does not bias the rate; the CPU of
+    // each part read before the first post and once the poll sees the round finished.
+    async Task<Round> RoundAsync(long[] photos, string operations)
     {
         var jobs = photos.Length * Operations.Parse(operations).Count;
         await using var poll = await db.OpenConnectionAsync();
-        var (after, began) = await poll.QuerySingleAsync<(long, DateTime)>("SELECT max(id), clock_timestamp() FROM conversions");
+        const string Start = "SELECT max(id), clock_timestamp() FROM conversions";
+        var (after, began) = await poll.QuerySingleAsync<(long, DateTime)>(Start);
         var before = Cpu();
-        await Parallel.ForEachAsync(photos, new ParallelOptions { MaxDegreeOfParallelism = clients },
+        await Parallel.ForEachAsync(photos, new ParallelOptions { MaxDegreeOfParallelism = cores * 4 },
             async (photo, _) => await http.PostConversionAsync(photo, operations));
-        const string Finished = "SELECT count(*) FROM jobs WHERE conversion_id > @after AND status IN ('done', 'failed')";
-        await WaitAsync(async () => await poll.ExecuteScalarAsync<long>(Finished, new { after }) == jobs, "a round hung");
+        const string Finished = """
+            SELECT count(*) FROM jobs WHERE conversion_id > @after AND status IN ('done', 'failed')
+            """;
+        await WaitAsync(async () => await poll.ExecuteScalarAsync<long>(Finished, new { after }) == jobs, "hung");
         var cpu = Cpu();
-        var (ended, error) = await poll.QuerySingleAsync<(DateTime, string?)>(
-            "SELECT max(updated), min(error) FROM jobs WHERE conversion_id > @after", new { after });
+        const string End = "SELECT max(updated), min(error) FROM jobs WHERE conversion_id > @after";
+        var (ended, error) = await poll.QuerySingleAsync<(DateTime, string?)>(End, new { after });
         if (error is not null)
             throw new InvalidOperationException($"a job failed: {error}");
-        return new(jobs, (ended - began).TotalSeconds, cpu.ToDictionary(part => part.Key, part => part.Value - before[part.Key]), after);
+        var used = cpu.ToDictionary(part => part.Key, part => part.Value - before[part.Key]);
+        return new(jobs, (ended - began).TotalSeconds, used, after);
     }
 
     // The CPU seconds each part has used so far. A service started here: its process's utime and stime. Postgres and
@@ -97,25 +99,27 @@ sealed partial class Bench(string[] args)
     // first 8 counts but idle and iowait. All are ticks of 10 ms.
     Dictionary<string, double> Cpu()
     {
-        var cpu = services.GroupBy(p => p.StartInfo.Environment["PROJECT"]!).ToDictionary(g => g.Key, g => g.Sum(p => Ticks(p.Id)));
-        var stats = Directory.GetDirectories("/proc").Select(Path.GetFileName).Where(name => name!.All(char.IsAsciiDigit))
-            .Select(pid => (Pid: pid!, Stat: Stat(int.Parse(pid!))!)).Where(process => process.Stat is not null).ToList();
+        var pids = Directory.GetDirectories("/proc").Select(Path.GetFileName).Where(pid => pid!.All(char.IsAsciiDigit));
+        var stats = pids.Select(pid => (pid!, Stat(pid!)!)).Where(process => process.Item2 is not null).ToDictionary();
+        long Ticks(string pid, int n) => stats.TryGetValue(pid, out var stat) ? stat[12..(12 + n)].Sum(long.Parse) : 0;
+        var cpu = services.GroupBy(p => p.StartInfo.Environment["PROJECT"]!)
+            .ToDictionary(project => project.Key, project => project.Sum(p => Ticks($"{p.Id}", 2)));
         foreach (var server in Env.Get("SERVER_GROUPS", "").Split(' ').Select(server => server.Split('=')))
         {
             var members = server[1].Split(',').ToHashSet(); // the groups' leaders, then every process in or below them
-            while (stats.Where(p => !members.Contains(p.Pid) && (members.Contains(p.Stat[2]) || members.Contains(p.Stat[3])))
-                .Select(p => p.Pid).ToList() is { Count: > 0 } found)
+            bool Joins(string[] stat) => members.Contains(stat[2]) || members.Contains(stat[3]); // its parent or group
+            while (stats.Keys.Where(pid => !members.Contains(pid) && Joins(stats[pid])).ToList() is [_, ..] found)
                 members.UnionWith(found);
-            cpu[server[0]] = stats.Where(p => members.Contains(p.Pid)).Sum(p => p.Stat[12..16].Sum(long.Parse));
+            cpu[server[0]] = members.Sum(pid => Ticks(pid, 4));
         }
-        cpu[Client] = Ticks(Environment.ProcessId);
+        cpu[Client] = Ticks($"{Environment.ProcessId}", 2);
         var machine = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1..9];
         cpu["machine"] = machine.Select(long.Parse).Where((_, i) => i is not (3 or 4)).Sum();
         return cpu.ToDictionary(part => part.Key, part => part.Value / 100.0);
     }
 
     // The fields of /proc/PID/stat after the command's name (field n of proc(5) is [n - 2]), or null once it ended.
-    static string[]? Stat(int pid)
+    static string[]? Stat(string pid)
     {
         try
         {
@@ -127,11 +131,9 @@ sealed partial class Bench(string[] args)
         }
     }
 
-    static long Ticks(int pid) => Stat(pid) is { } stat ? long.Parse(stat[12]) + long.Parse(stat[13]) : 0; // utime, stime
-
     // Peak resident memory (VmHWM) of a running process, in KiB.
-    public static long PeakKb(int pid) => long.Parse(File.ReadLines($"/proc/{pid}/status").Single(line => line.StartsWith("VmHWM:"))
-        .Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]);
+    public static long PeakKb(int pid) =>
+        long.Parse(File.ReadLines($"/proc/{pid}/status").Single(line => line.StartsWith("VmHWM:"))[6..^3]);
 
     static Task WaitAsync(Func<Task<bool>> condition, string failure, int everyMs = 20) =>
         ClusterCalls.WaitUntilAsync(condition, TimeSpan.FromMinutes(10), TimeSpan.FromMilliseconds(everyMs), failure);
@@ -140,8 +142,9 @@ sealed partial class Bench(string[] args)
     async Task TrivialJobAsync(long photo)
     {
         var conversion = await http.PostConversionAsync(photo, "flip");
-        await WaitAsync(async () => (await http.GetFromJsonAsync<JsonElement>(conversion)).GetProperty("status").GetString() == "done",
-            $"{conversion} was not done", everyMs: 1);
+        async Task<bool> Done() => (await http.GetFromJsonAsync<JsonElement>(conversion)).GetProperty("status")
+            .GetString() is "done";
+        await WaitAsync(Done, $"{conversion} was not done", everyMs: 1);
     }
 
     // Requests one at a time, each timed by the client, after 5 untimed ones (connections open, plans cached).
@@ -164,16 +167,19 @@ sealed partial class Bench(string[] args)
     async Task<Result> ChildAsync(string child, string photos, int rounds, string operations)
     {
         var output = Directory.CreateDirectory(Path.Combine(scratch, child)).FullName;
-        string[] program = child == "engine" ? ["dotnet", typeof(Bench).Assembly.Location, "engine"] : ["node", "bench/peer.js"];
-        var start = new ProcessStartInfo(program[0], [.. program[1..], photos, $"{rounds}", $"{cores}", output, operations]);
-        start.RedirectStandardOutput = true;
+        string[] program = child is "engine"
+            ? ["dotnet", typeof(Bench).Assembly.Location, child] : ["node", Path.Combine("bench", "peer.js")];
+        string[] arguments = [.. program[1..], photos, $"{rounds}", $"{cores}", output, operations];
+        var start = new ProcessStartInfo(program[0], arguments) { RedirectStandardOutput = true };
         start.Environment["UV_THREADPOOL_SIZE"] = $"{cores}"; // sharp's worker threads
         if (child == "sharp")
             start.Environment.Remove("GLIBC_TUNABLES"); // bench.sh's, for our processes: sharp runs as a user runs it
         using var process = Process.Start(start)!;
         var line = await process.StandardOutput.ReadToEndAsync();
         await process.WaitForExitAsync();
-        return process.ExitCode == 0 ? JsonSerializer.Deserialize<Result>(line)! : throw new InvalidOperationException($"{child} failed");
+        if (process.ExitCode != 0)
+            throw new InvalidOperationException($"{child} failed");
+        return JsonSerializer.Deserialize<Result>(line)!;
     }
 
     // Writes a section of the report between its markers (bench.sh gives --short a copy of BENCHMARKS.md to write).
@@ -181,17 +187,18 @@ sealed partial class Bench(string[] args)
     {
         var command = $"./bench.sh{string.Concat(args[3..].Select(arg => $" {arg}"))}";
         var engine = $"{MagickNET.ImageMagickVersion.Split(' ')[1]} Q8 ({MagickNET.Version})";
-        var text = string.Join('\n', [$"Measured {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC by `{command}` on {Env.Get("MACHINE", "")}, " +
-            $"{RuntimeInformation.FrameworkDescription}, the engine {engine}, sharp {Env.Get("SHARP_VERSION", "")}.", "", .. lines]);
+        var sharp = Env.Get("SHARP_VERSION", "");
+        var versions = $"{RuntimeInformation.FrameworkDescription}, the engine {engine}, sharp {sharp}";
+        var on = $"{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC by `{command}` on {Env.Get("MACHINE", "")}";
+        var measured = $"Measured {on}, {versions}.";
+        var text = string.Join('\n', [measured, "", .. lines]);
         Console.WriteLine(text);
-        var markers = new Regex($"(?<=<!-- {section}:begin .*?-->\n).*(?=\n<!-- {section}:end -->)", RegexOptions.Singleline);
-        File.WriteAllText(report, markers.Replace(File.ReadAllText(report), _ => text));
+        var between = $"(?<=<!-- {section}:begin .*?-->\n).*(?=\n<!-- {section}:end -->)";
+        File.WriteAllText(report, Regex.Replace(File.ReadAllText(report), between, _ => text, RegexOptions.Singleline));
     }
 
-    static string Describe(string path) => new MagickImageInfo(path) is var info
-        ? $"{Path.GetFileName(path)} {info.Width}x{info.Height} {info.Format.ToString().ToLower()} {new FileInfo(path).Length >> 10} KiB" : "";
-
-    static double Percentile(double[] values, double p) => values.Order().ElementAt((int)Math.Ceiling(p * values.Length) - 1);
+    static double Percentile(double[] values, double p) =>
+        values.Order().ElementAt((int)Math.Ceiling(p * values.Length) - 1);
 
     static string Ms(double value) => $"{value:F1} ms";
 

@@ -1,9 +1,7 @@
-// ImageProcessor's benchmark. ../bench.sh starts Postgres and RabbitMQ, fetches the photos and sharp, and runs
-// `dotnet Bench.dll PHOTOS SCRATCH REPORT [--short] [camera|scale]`. Each mode writes its section of BENCHMARKS.md:
-// Main.cs (the engine, sharp and the cluster on the seven photos), Camera.cs (the QA cameras' workload) and Scale.cs
-// (the API with a factory's history); Bench.cs holds what they share: the cluster, the one round that times it, the
-// children and the report. The engine runs in a child process, below, as sharp does (peer.js), so that the peak memory
-// and the CPU each reports are its own.
+// ImageProcessor's benchmark, run by ../bench.sh as `dotnet Bench.dll PHOTOS SCRATCH REPORT [--short] [camera|scale]`.
+// Each mode writes its section of BENCHMARKS.md: Main.cs (the seven photos), Camera.cs (the QA cameras' workload) and
+// Scale.cs (the API with a factory's history); Bench.cs holds what they share. The engine runs as a child, below, as
+// sharp does (peer.js), so that the peak memory and the CPU each reports are its own.
 using ImageProcessor;
 using ImageProcessor.Benchmark;
 
@@ -17,12 +15,11 @@ if (args is not ["engine", var photos, var rounds, var workers, var output, var 
 }
 // The engine: Magick.Convert as a processor calls it, on `workers` threads each taking the next image as it finishes
 // one; each photo's format read from its header before the clock starts, as the API records it at upload.
-var inputs = Directory.GetFiles(photos).Order().Select(path => (path, new MagickImageInfo(path).Format.ToString().ToLower()));
-var outputs = Operations.Parse(operations);
-var tasks = (from round in Enumerable.Range(0, int.Parse(rounds)) from i in inputs from o in outputs select (i, o)).ToArray();
-var ms = new ConcurrentBag<double>();
+var inputs = Directory.GetFiles(photos).Order().Select(path => (path, $"{new MagickImageInfo(path).Format}".ToLower()));
+var (outputs, each) = (Operations.Parse(operations), Enumerable.Range(0, int.Parse(rounds)));
+var tasks = (from round in each from input in inputs from wanted in outputs select (input, wanted)).ToArray();
+var (ms, parallel) = (new ConcurrentBag<double>(), new ParallelOptions { MaxDegreeOfParallelism = int.Parse(workers) });
 var (clock, cpu) = (Stopwatch.StartNew(), Process.GetCurrentProcess().TotalProcessorTime);
-var parallel = new ParallelOptions { MaxDegreeOfParallelism = int.Parse(workers) };
 Parallel.ForEach(Partitioner.Create(tasks.Index(), EnumerablePartitionerOptions.NoBuffering), parallel, task =>
 {
     var ((path, format), (_, steps)) = task.Item;
@@ -34,4 +31,5 @@ Parallel.ForEach(Partitioner.Create(tasks.Index(), EnumerablePartitionerOptions.
 });
 var seconds = clock.Elapsed.TotalSeconds;
 var cpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
-Console.WriteLine(JsonSerializer.Serialize(new Result(seconds, [.. ms], Bench.PeakKb(Environment.ProcessId), cpuSeconds)));
+var result = new Result(seconds, [.. ms], Bench.PeakKb(Environment.ProcessId), cpuSeconds);
+Console.WriteLine(JsonSerializer.Serialize(result));

@@ -33,7 +33,7 @@ sealed partial class Bench
     async Task ScaleAsync()
     {
         var tiny = await http.UploadedIdAsync(Path.Combine(scratch, "tiny.png"));
-        await RoundsAsync(1, 0, [], "", 1); // one processor, started afresh
+        await RoundsAsync(1, 0, [], ""); // one processor, started afresh
         var (rows, plan) = (new List<string[]>(), "");
         foreach (var size in quick ? [100_000] : new[] { 100_000, 1_000_000, 10_000_000 })
         {
@@ -41,26 +41,28 @@ sealed partial class Bench
             var (jobs, lastPhoto, lastConversion) = await connection.QuerySingleAsync<(long, long, long)>(
                 "SELECT (SELECT count(*) FROM jobs), (SELECT max(id) FROM photos), (SELECT max(id) FROM conversions)");
             var clock = Stopwatch.StartNew();
-            await connection.ExecuteAsync(Fill, new { photos = (size - jobs) * 3 / 10, lastPhoto, lastConversion }, commandTimeout: 0);
+            var added = new { photos = (size - jobs) * 3 / 10, lastPhoto, lastConversion };
+            await connection.ExecuteAsync(Fill, added, commandTimeout: 0);
             var filled = clock.Elapsed.TotalSeconds;
-            var ids = (await connection.QueryAsync<long>(
-                "SELECT id FROM conversions WHERE id > @lastConversion ORDER BY random() LIMIT 100", new { lastConversion })).ToArray();
+            const string Sample = "SELECT id FROM conversions WHERE id > @lastConversion ORDER BY random() LIMIT 100";
+            var ids = (await connection.QueryAsync<long>(Sample, new { lastConversion })).ToArray();
             var stats = await TimeAsync(100, _ => http.GetStringAsync("/stats"));
             var conversion = await TimeAsync(100, i => http.GetStringAsync($"/conversions/{ids[i % ids.Length]}"));
             var list = await TimeAsync(100, i => http.GetStringAsync($"/photos?source=cam-{i % 20}&limit=100"));
             var posted = await TimeAsync(20, _ => TrivialJobAsync(tiny));
-            var (photos, conversions, total, bytes) = await connection.QuerySingleAsync<(long, long, long, long)>("""
+            var (inPhotos, inConversions, inJobs, bytes) = await connection.QuerySingleAsync<(int, int, int, long)>("""
                 SELECT (SELECT count(*) FROM photos), (SELECT count(*) FROM conversions), (SELECT count(*) FROM jobs),
                     pg_database_size(current_database())
                 """);
-            rows.Add([$"{total:N0} / {conversions:N0} / {photos:N0}", $"{bytes >> 20:N0} MiB", $"{filled:F0} s", Ms(stats),
-                Ms(conversion), Ms(list), Ms(posted)]);
-            plan = string.Join('\n', await connection.QueryAsync<string>("EXPLAIN (ANALYZE, BUFFERS) SELECT document FROM stats"));
+            rows.Add([$"{inJobs:N0} / {inConversions:N0} / {inPhotos:N0}", $"{bytes >> 20:N0} MiB", $"{filled:F0} s",
+                Ms(stats), Ms(conversion), Ms(list), Ms(posted)]);
+            const string Explain = "EXPLAIN (ANALYZE, BUFFERS) SELECT document FROM stats";
+            plan = string.Join('\n', await connection.QueryAsync<string>(Explain));
         }
         WriteSection("scale", [
-            "Each size filled with generate_series (a photo and a conversion for every 3.3 jobs, 20 photos a second back from",
-            "now), then each request timed from the client, one at a time: 100 of each GET, 20 operations files through to done",
-            "(`flip` on a 32x32 PNG, one processor). Milliseconds, median / p95.",
+            "Each size filled with generate_series (a photo and a conversion for every 3.3 jobs, 20 photos a second",
+            "back from now), then each request timed from the client, one at a time: 100 of each GET, 20 operations",
+            "files through to done (`flip` on a 32x32 PNG, one processor). Milliseconds, median / p95.",
             .. Table(["jobs / conversions / photos", "database", "fill", "GET /stats", "GET /conversions/{id}",
                 "GET /photos?source=", "POST operations → done"], rows),
             "",
