@@ -1,7 +1,5 @@
-// ImageProcessor's benchmark, run by ../bench.sh as `dotnet Bench.dll PHOTOS SCRATCH REPORT [--short] [camera|scale]`.
-// Each mode writes its section of BENCHMARKS.md: Main.cs (the seven photos), Camera.cs (the QA cameras' workload) and
-// Scale.cs (the API with a factory's history); Bench.cs holds what they share. The engine runs as a child, below, as
-// sharp does (peer.js), so that the peak memory and the CPU each reports are its own.
+// ImageProcessor's benchmark (Bench.cs), run by ../bench.sh as `dotnet Bench.dll PHOTOS SCRATCH REPORT [--short]
+// [camera|scale]`; and the engine, run by it as a child below, as sharp is (peer.js).
 using ImageProcessor;
 using ImageProcessor.Benchmark;
 
@@ -16,11 +14,13 @@ if (args is not ["engine", var photos, var rounds, var workers, var output, var 
 // The engine: Magick.Convert as a processor calls it, on `workers` threads each taking the next image as it finishes
 // one; each photo's format read from its header before the clock starts, as the API records it at upload.
 var inputs = Directory.GetFiles(photos).Order().Select(path => (path, $"{new MagickImageInfo(path).Format}".ToLower()));
-var (outputs, each) = (Operations.Parse(operations), Enumerable.Range(0, int.Parse(rounds)));
-var tasks = (from round in each from input in inputs from wanted in outputs select (input, wanted)).ToArray();
-var (ms, parallel) = (new ConcurrentBag<double>(), new ParallelOptions { MaxDegreeOfParallelism = int.Parse(workers) });
-var (clock, cpu) = (Stopwatch.StartNew(), Process.GetCurrentProcess().TotalProcessorTime);
-Parallel.ForEach(Partitioner.Create(tasks.Index(), EnumerablePartitionerOptions.NoBuffering), parallel, task =>
+var tasks = Enumerable.Repeat(inputs.ToArray(), int.Parse(rounds)).SelectMany(round => round)
+    .SelectMany(input => Operations.Parse(operations).Select(output => (input, output))).Index().ToArray();
+var ms = new ConcurrentBag<double>();
+var parallel = new ParallelOptions { MaxDegreeOfParallelism = int.Parse(workers) };
+var clock = Stopwatch.StartNew();
+var cpu = Process.GetCurrentProcess().TotalProcessorTime;
+Parallel.ForEach(Partitioner.Create(tasks, EnumerablePartitionerOptions.NoBuffering), parallel, task =>
 {
     var ((path, format), (_, steps)) = task.Item;
     var target = steps.LastOrDefault(step => step.Op == "format")?.Arg ?? format;
@@ -29,7 +29,6 @@ Parallel.ForEach(Partitioner.Create(tasks.Index(), EnumerablePartitionerOptions.
         throw new InvalidOperationException($"{path}: {error}");
     ms.Add(Stopwatch.GetElapsedTime(began).TotalMilliseconds);
 });
-var seconds = clock.Elapsed.TotalSeconds;
 var cpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
-var result = new Result(seconds, [.. ms], Bench.PeakKb(Environment.ProcessId), cpuSeconds);
+var result = new Result(clock.Elapsed.TotalSeconds, [.. ms], Bench.PeakKb(Environment.ProcessId), cpuSeconds);
 Console.WriteLine(JsonSerializer.Serialize(result));
