@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark, into BENCHMARKS.md; --short (the test suite's) a quick round into a scratch copy, to show every mode
-# works; `camera` or `scale` one mode alone. Its own Postgres and RabbitMQ (ports 45432, 44672), photos and sharp.
+# The benchmark, into BENCHMARKS.md: --short (the test suite's) quickly into a copy; `camera` or `scale` one mode.
 set -euo pipefail
 cd "$(dirname "$0")"
 source ./services.sh
@@ -21,7 +20,7 @@ if [ ! -f "$photos/elephants-20mp.jpg" ] || [ ! -f "$photos/camera/yellowflower-
   cp "$mate/abstract/Elephants_3840x2160.jpg" "$photos/elephants-8mp.jpg"
   convert "$mate/abstract/Elephants_5640x3172.jpg" -resize 5964x3354! -quality 92 "$photos/elephants-20mp.jpg"
   for source in "$mate"/nature/*.jpg; do
-    name=$(basename "$source" .jpg | tr '[:upper:]' '[:lower:]')
+    name=$(basename "${source,,}" .jpg)
     for n in $(seq 0 15); do
       convert "$source" -resize 2112x1188^ -crop "1920x1080+$((n % 4 * 64))+$((n / 4 % 2 * 108))" +repage \
         $([ "$n" -ge 8 ] && echo -flop) -sampling-factor 2x2 -quality 88 "$photos/camera/$name-$n.jpg"
@@ -47,6 +46,6 @@ sharp=$(cd bench && node -p "const v = require('sharp').versions; \`\${v.sharp} 
 export ON="$(date -u '+%F %R') UTC by \`./bench.sh${*:+ $*}\` on $(grep -m1 -oP 'model name\s*: \K.*' /proc/cpuinfo), \
 $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB, $(. /etc/os-release && echo "$PRETTY_NAME"), sharp $sharp"
 # In a process group of its own, like the servers, so that stop_started ends the services it started with it.
-SERVICES=$scratch/services setsid dotnet bench/bin/Release/net10.0/Bench.dll "$photos" "$scratch" "$report" "$@" &
+setsid dotnet bench/bin/Release/net10.0/Bench.dll "$photos" "$scratch" "$report" "$@" &
 STARTED+=($!)
 wait $!

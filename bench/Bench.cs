@@ -8,18 +8,16 @@ sealed class Bench(string[] args)
     // Where the CPU goes: the parts measured, then the rest of the machine's non-idle CPU and the cores left idle.
     static readonly string[] Parts =
         ["Processor", "Api", "Converter", "Postgres", "RabbitMQ", "this benchmark's client", "everything else", "idle"];
-    readonly string photos = Path.GetFullPath(args[0]), scratch = Path.GetFullPath(args[1]), report = args[2];
+    readonly string photos = args[0], scratch = args[1], nas = Path.Combine(args[1], "nas"), report = args[2];
     readonly bool quick = args.Contains("--short");
+    readonly int rounds = args.Contains("--short") ? 1 : 3; // each photo's passes through the engine and sharp
     readonly int cores = Environment.ProcessorCount;
     readonly HttpClient http = new()
         { BaseAddress = new(Address), DefaultRequestHeaders = { Authorization = new("Bearer", Key) } };
     readonly NpgsqlDataSource db = NpgsqlDataSource.Create(Env.Database(pool: 10));
     readonly List<Process> services = [];
 
-    string Nas => Path.Combine(scratch, "nas"); // bench.sh makes it
-
-    // Every mode in turn, or the one named.
-    public async Task RunAsync()
+    public async Task<int> RunAsync()
     {
         Func<Task>[] all = [MainAsync, CameraAsync, ScaleAsync];
         var modes = args.Contains("camera") ? [CameraAsync] : args.Contains("scale") ? [ScaleAsync] : all;
@@ -27,6 +25,7 @@ sealed class Bench(string[] args)
         await WaitAsync(async () => (await http.GetAsync("/healthz")).IsSuccessStatusCode, "the API did not come up");
         foreach (var mode in modes)
             await mode();
+        return 0;
     }
 
     async Task MainAsync()
@@ -36,7 +35,6 @@ sealed class Bench(string[] args)
             thumb: thumbnail 320x180 | format webp
             gray: autoorient | grayscale | resize 50%
             """;
-        var rounds = quick ? 1 : 3;
         var inputs = Directory.GetFiles(photos).Order().ToArray();
         var engine = await ChildAsync("engine", photos, rounds, OperationsFile);
         var sharp = await ChildAsync("sharp", photos, rounds, "resize,thumb,gray");
@@ -57,8 +55,7 @@ sealed class Bench(string[] args)
             FROM conversions c JOIN jobs j ON j.conversion_id = c.id
             WHERE c.photo_id = @tiny GROUP BY c.id ORDER BY c.id OFFSET 5
             """, new { tiny })).ToArray(); // after TimeAsync's 5 untimed jobs
-        var aqua = Path.Combine("testing", "data", "aqua", "aqua.jpg"); // 200 KB
-        var (_, uploads) = await UploadAsync(Enumerable.Repeat(aqua, quick ? 500 : 5000), 16);
+        var (_, uploads) = await UploadAsync(Enumerable.Repeat("testing/data/aqua/aqua.jpg", quick ? 500 : 5000), 16);
         var largest = inputs.MaxBy(input => new MagickImageInfo(input) is var image ? image.Width * image.Height : 0)!;
         var peakKb = cluster.Max(processors => processors.PeakKb);
         WriteSection("bench",
@@ -68,18 +65,16 @@ sealed class Bench(string[] args)
                 [$"cluster P={cores} / engine", $"{cluster[1].Rate / engine.Rate:F2}", "≥ 0.9"],
                 ["engine / sharp", $"{engine.Rate / sharp.Rate:F2}", "≥ 1"],
                 [$"cluster P={cores} / P=1", $"{cluster[1].Rate / cluster[0].Rate:F2}", "≥ 1.8"],
-                ["trivial job, client, median", Ms(Percentile(client, 0.5)), "< 10 ms"],
-                ["trivial job, client, p99", Ms(Percentile(client, 0.99)), "< 50 ms"],
-                ["trivial job, database, median", Ms(Percentile(database, 0.5)), ""],
-                ["trivial job, database, p99", Ms(Percentile(database, 0.99)), ""],
+                ["trivial job, client: median / p99, ms", Ms(client, 0.99), "< 10 / < 50"],
+                ["trivial job, database: median / p99, ms", Ms(database, 0.99), ""],
                 ["uploads of a 200 KB JPEG, 16 clients", $"{uploads:F0} /s", "≥ 300 /s"],
                 [$"processor peak memory (largest: {Path.GetFileName(largest)})", $"{peakKb >> 10} MiB", "< 300 MiB"],
                 ["API peak memory", $"{PeakKb(services[0].Id) >> 10} MiB", ""]));
     }
 
-    static readonly string[] Modes = ["mode", "images/s", "median", "p99", "CPU per image", "peak memory"];
-    static string[] Row(string mode, Result result) => [mode, $"{result.Rate:F1}", Ms(Percentile(result.Ms, 0.5)),
-        Ms(Percentile(result.Ms, 0.99)), Ms(result.CpuMs), $"{result.PeakKb >> 10} MiB"];
+    static readonly string[] Modes = ["mode", "images/s", "ms per image, median / p99", "CPU per image", "peak memory"];
+    static string[] Row(string mode, Result run) =>
+        [mode, $"{run.Rate:F1}", Ms(run.Ms, 0.99), Ms(run.CpuMs), $"{run.PeakKb >> 10} MiB"];
 
     async Task CameraAsync()
     {
@@ -92,7 +87,6 @@ sealed class Bench(string[] args)
                 FOR EACH ROW WHEN (NEW.status = 'running') EXECUTE FUNCTION bench_claim();
             """;
         var camera = Path.Combine(photos, "camera");
-        var rounds = quick ? 1 : 3;
         var files = Directory.GetFiles(camera).Order().Where((_, i) => !quick || i % 4 == 0).ToArray(); // --short: 48
         var engine = await ChildAsync("engine", camera, rounds, "resize 640x360");
         var sharp = await ChildAsync("sharp", camera, rounds, "resize");
@@ -102,14 +96,14 @@ sealed class Bench(string[] args)
         var after = measured[0].After;
         var outputs = (await db.CreateConnection().QueryAsync<string>(
             "SELECT output FROM jobs WHERE conversion_id > @after AND status = 'done'", new { after })).ToList();
-        var sized = outputs.Count(output => new MagickImageInfo(Path.Combine(Nas, output))
+        var sized = outputs.Count(output => new MagickImageInfo(Path.Combine(nas, output))
             is { Width: 640, Height: 360, Format: MagickFormat.Jpeg });
         var (claimed, twice) = await db.CreateConnection().QuerySingleAsync<(long, long)>("""
             SELECT count(DISTINCT job_id), count(*) - count(DISTINCT job_id) FROM bench_claims
             WHERE job_id IN (SELECT id FROM jobs WHERE conversion_id > @after)
             """, new { after });
         var expected = measured.Sum(round => round.Jobs);
-        var warm = Round.Sum([.. measured.Skip(1)]); // the rounds after the first, on processors just started
+        var warm = Round.Sum([.. measured.Skip(1)]); // the first round was on processors just started
         Round[] columns = [.. measured, warm];
         string[] Line(string part) => [$"CPU per job: {part}", .. columns.Select(round => Ms(round.PerJobMs(part)))];
         WriteSection("camera",
@@ -124,8 +118,7 @@ sealed class Bench(string[] args)
                 ["idle per warm job", Ms(warm.PerJobMs("idle")), "≤ 0.5 ms"],
                 ["processors' CPU per warm job / engine's", $"{warm.PerJobMs("Processor") / engine.CpuMs:F2}", ""],
                 ["engine / sharp", $"{engine.Rate / sharp.Rate:F2}", ""],
-                [$"jobs done, of {expected}", $"{outputs.Count}", $"{expected}"],
-                ["outputs that are 640x360 JPEGs", $"{sized}", $"{expected}"],
+                ["jobs done / outputs 640x360 JPEGs", $"{outputs.Count} / {sized}", $"{expected} / {expected}"],
                 [$"claims again of jobs claimed ({claimed})", $"{twice}", "0"],
                 ["processor peak memory", $"{peakKb >> 10} MiB", "< 300 MiB"]));
         if (outputs.Count != expected || sized != expected || twice > 0 || peakKb >= 300 << 10)
@@ -158,7 +151,7 @@ sealed class Bench(string[] args)
     async Task ScaleAsync()
     {
         var tiny = await http.UploadedIdAsync(Path.Combine(scratch, "tiny.png"));
-        await RoundsAsync(1, 0, [], ""); // one processor, started afresh
+        await RoundsAsync(1, 0, [], "flip"); // one processor, started afresh
         var rows = new List<string[]>();
         foreach (var size in quick ? [100_000] : new[] { 100_000, 1_000_000, 10_000_000 })
         {
@@ -191,12 +184,12 @@ sealed class Bench(string[] args)
             $"```\n{string.Join('\n', plan)}\n```");
     }
 
-    static string Ms(double[] ms) => $"{Percentile(ms, 0.5):F1} / {Percentile(ms, 0.95):F1}";
+    static string Ms(double[] ms, double p = 0.95) => $"{Percentile(ms, 0.5):F1} / {Percentile(ms, p):F1}";
 
     Process Start(string project) => ClusterCalls.StartService(
-        Path.Combine(Env.Get("SERVICES", ""), project, $"{project}.dll"),
+        Path.Combine(scratch, "services", project, $"{project}.dll"),
         Path.Combine(scratch, $"{project}-{services.Count}.log"),
-        ("NAS", Nas), ("API_KEY", Key), ("ASPNETCORE_URLS", Address));
+        ("NAS", nas), ("API_KEY", Key), ("ASPNETCORE_URLS", Address));
 
     async Task<(long[] Ids, double Rate)> UploadAsync(IEnumerable<string> files, int clients)
     {
@@ -207,8 +200,9 @@ sealed class Bench(string[] args)
         return ([.. ids.Order()], ids.Count / clock.Elapsed.TotalSeconds);
     }
 
-    // Processors started afresh, ready once the broker counts them as consumers; the rounds, and their peak memory.
-    async Task<(List<Round> Rounds, long PeakKb)> RoundsAsync(int processors, int rounds, long[] ids, string operations)
+    // Processors started afresh, ready once the broker counts them as consumers; then rounds of posts by cores × 4
+    // clients, each timed by Postgres's clock (how often we poll does not bias it), the CPU read around it.
+    async Task<(List<Round> Rounds, long PeakKb)> RoundsAsync(int processors, int count, long[] ids, string operations)
     {
         var old = services.Where(service => service.StartInfo.Environment["PROJECT"] == "Processor").ToList();
         old.ForEach(processor => processor.Kill());
@@ -219,41 +213,35 @@ sealed class Bench(string[] args)
         await using var bus = await new ConnectionFactory { Uri = new(Env.Bus) }.CreateConnectionAsync();
         await using var channel = await bus.CreateChannelAsync();
         await WaitAsync(async () => await channel.ConsumerCountAsync("jobs") == processors, "no processors");
+        var jobs = ids.Length * Operations.Parse(operations).Count;
+        const string Begin = "SELECT max(id), clock_timestamp() FROM conversions";
+        const string Done = "SELECT count(*) FROM jobs WHERE conversion_id > @after AND status IN ('done', 'failed')";
+        const string End = "SELECT max(updated), min(error) FROM jobs WHERE conversion_id > @after";
         var measured = new List<Round>();
-        for (var round = 0; round < rounds; round++)
-            measured.Add(await RoundAsync(ids, operations));
+        await using var poll = await db.OpenConnectionAsync();
+        while (measured.Count < count)
+        {
+            var (after, began) = await poll.QuerySingleAsync<(long, DateTime)>(Begin);
+            var before = Cpu();
+            await Parallel.ForEachAsync(ids, new ParallelOptions { MaxDegreeOfParallelism = cores * 4 },
+                async (photo, _) => await http.PostConversionAsync(photo, operations));
+            await WaitAsync(async () => await poll.ExecuteScalarAsync<long>(Done, new { after }) == jobs, "hung");
+            var cpu = Cpu();
+            var (ended, error) = await poll.QuerySingleAsync<(DateTime, string?)>(End, new { after });
+            if (error is not null)
+                throw new InvalidOperationException($"a job failed: {error}");
+            var seconds = (ended - began).TotalSeconds;
+            var used = cpu.ToDictionary(part => part.Key, part => part.Value - before[part.Key]);
+            used["everything else"] = used["machine"] - Parts[..^2].Sum(used.GetValueOrDefault);
+            used["idle"] = cores * seconds - used["machine"];
+            measured.Add(new(jobs, seconds, used, after));
+        }
         return (measured, started.Max(processor => PeakKb(processor.Id)));
     }
 
-    // One round: the operations posted for every photo by cores × 4 clients, timed by Postgres's clock from before the
-    // first post to the last job's update, so that how often we poll does not bias it; the CPU read around it.
-    async Task<Round> RoundAsync(long[] photos, string operations)
-    {
-        var jobs = photos.Length * Operations.Parse(operations).Count;
-        await using var poll = await db.OpenConnectionAsync();
-        const string Start = "SELECT max(id), clock_timestamp() FROM conversions";
-        var (after, began) = await poll.QuerySingleAsync<(long, DateTime)>(Start);
-        var before = Cpu();
-        await Parallel.ForEachAsync(photos, new ParallelOptions { MaxDegreeOfParallelism = cores * 4 },
-            async (photo, _) => await http.PostConversionAsync(photo, operations));
-        const string Done = "SELECT count(*) FROM jobs WHERE conversion_id > @after AND status IN ('done', 'failed')";
-        await WaitAsync(async () => await poll.ExecuteScalarAsync<long>(Done, new { after }) == jobs, "hung");
-        var cpu = Cpu();
-        const string End = "SELECT max(updated), min(error) FROM jobs WHERE conversion_id > @after";
-        var (ended, error) = await poll.QuerySingleAsync<(DateTime, string?)>(End, new { after });
-        if (error is not null)
-            throw new InvalidOperationException($"a job failed: {error}");
-        var seconds = (ended - began).TotalSeconds;
-        var used = cpu.ToDictionary(part => part.Key, part => part.Value - before[part.Key]);
-        used["everything else"] = used["machine"] - Parts[..^2].Sum(used.GetValueOrDefault);
-        used["idle"] = cores * seconds - used["machine"];
-        return new(jobs, seconds, used, after);
-    }
-
-    // The CPU seconds each part has used so far, from /proc in ticks of 10 ms. A service started here: its process's
-    // utime and stime. Postgres and RabbitMQ: every live process in or below the process groups bench.sh started them
-    // in (SERVER_GROUPS; Postgres's backends make groups of their own), with the CPU of the children each reaped
-    // (cutime, cstime). This benchmark: its own process. The machine: /proc/stat's first 8 counts but idle and iowait.
+    // The CPU seconds each part has used so far, from /proc in ticks of 10 ms: a service's or this benchmark's
+    // process's utime and stime; for Postgres and RabbitMQ, those and the reaped children's of every process in or
+    // below the groups bench.sh started them in (SERVER_GROUPS); the machine's, /proc/stat's but idle and iowait.
     Dictionary<string, double> Cpu()
     {
         var pids = Directory.GetDirectories("/proc").Select(Path.GetFileName).Where(pid => pid!.All(char.IsAsciiDigit));
@@ -282,8 +270,7 @@ sealed class Bench(string[] args)
         catch (IOException) { return null; }
     }
 
-    public static long PeakKb(int pid) =>
-        long.Parse(File.ReadLines($"/proc/{pid}/status").Single(line => line.StartsWith("VmHWM:"))[6..^3]);
+    public static long PeakKb(int pid) => Process.GetProcessById(pid).PeakWorkingSet64 >> 10; // VmHWM, on Linux
     static Task WaitAsync(Func<Task<bool>> condition, string failure, int everyMs = 20) =>
         ClusterCalls.WaitUntilAsync(condition, TimeSpan.FromMinutes(10), TimeSpan.FromMilliseconds(everyMs), failure);
 
@@ -309,17 +296,14 @@ sealed class Bench(string[] args)
         return ms[5..];
     }
 
-    // A child process, so that the peak memory and CPU it reports are its own.
+    // A child, so that the memory and CPU it reports are its own; sharp as a user runs it, with a thread per worker.
     async Task<Result> ChildAsync(string child, string photos, int rounds, string operations)
     {
         var output = Directory.CreateDirectory(Path.Combine(scratch, child)).FullName;
-        string[] program = child is "engine"
-            ? ["dotnet", typeof(Bench).Assembly.Location, child] : ["node", Path.Combine("bench", "peer.js")];
+        string[] program = child is "engine" ? ["dotnet", typeof(Bench).Assembly.Location, child]
+            : ["env", "-u", "GLIBC_TUNABLES", $"UV_THREADPOOL_SIZE={cores}", "node", Path.Combine("bench", "peer.js")];
         string[] arguments = [.. program[1..], photos, $"{rounds}", $"{cores}", output, operations];
         var start = new ProcessStartInfo(program[0], arguments) { RedirectStandardOutput = true };
-        start.Environment["UV_THREADPOOL_SIZE"] = $"{cores}"; // sharp's worker threads
-        if (child == "sharp")
-            start.Environment.Remove("GLIBC_TUNABLES"); // bench.sh's, for our processes: sharp runs as a user runs it
         using var process = Process.Start(start)!;
         var line = await process.StandardOutput.ReadToEndAsync();
         await process.WaitForExitAsync();
@@ -330,7 +314,7 @@ sealed class Bench(string[] args)
     void WriteSection(string section, params string[] tables)
     {
         var engine = $"{MagickNET.ImageMagickVersion.Split(' ')[1]} Q8 ({MagickNET.Version})";
-        var measured = $"Measured {Env.Get("ON", "")}, {RuntimeInformation.FrameworkDescription}, the engine {engine}.";
+        var measured = $"Measured {Env.Get("ON", "")}, .NET {Environment.Version}, the engine {engine}.";
         var text = string.Join("\n\n", [measured, .. tables]);
         Console.WriteLine(text);
         var between = $"(?<=<!-- {section}:begin .*?-->\n).*(?=\n<!-- {section}:end -->)";
@@ -362,6 +346,5 @@ sealed record Round(int Jobs, double Seconds, Dictionary<string, double> Cpu, lo
     public double Rate => Jobs / Seconds;
     public double PerJobMs(string part) => 1000 * Cpu.GetValueOrDefault(part) / Jobs;
     public static Round Sum(Round[] rounds) => new(rounds.Sum(round => round.Jobs), rounds.Sum(round => round.Seconds),
-        rounds[0].Cpu.Keys.ToDictionary(part => part, part => rounds.Sum(round => round.Cpu[part])),
-        rounds[0].After);
+        rounds[0].Cpu.Keys.ToDictionary(key => key, key => rounds.Sum(round => round.Cpu[key])), rounds[0].After);
 }

@@ -1,5 +1,4 @@
-// ImageProcessor's benchmark (Bench.cs), run by ../bench.sh as `dotnet Bench.dll PHOTOS SCRATCH REPORT [--short]
-// [camera|scale]`; and the engine, run by it as a child below, as sharp is (peer.js).
+// The benchmark (Bench.cs, run by ../bench.sh), and the engine it runs as a child, below, as it runs sharp (peer.js).
 using ImageProcessor;
 using ImageProcessor.Benchmark;
 
@@ -7,10 +6,7 @@ using ImageProcessor.Benchmark;
 System.Runtime.CompilerServices.RuntimeHelpers.RunModuleConstructor(typeof(Magick).Module.ModuleHandle);
 
 if (args is not ["engine", var photos, var rounds, var workers, var output, var operations])
-{
-    await new Bench(args).RunAsync();
-    return;
-}
+    return await new Bench(args).RunAsync();
 // The engine: Magick.Convert as a processor calls it, on `workers` threads each taking the next image as it finishes
 // one; each photo's format read from its header before the clock starts, as the API records it at upload.
 var inputs = Directory.GetFiles(photos).Order().Select(path => (path, $"{new MagickImageInfo(path).Format}".ToLower()));
@@ -32,3 +28,4 @@ Parallel.ForEach(Partitioner.Create(tasks, EnumerablePartitionerOptions.NoBuffer
 var cpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds;
 var result = new Result(clock.Elapsed.TotalSeconds, [.. ms], Bench.PeakKb(Environment.ProcessId), cpuSeconds);
 Console.WriteLine(JsonSerializer.Serialize(result));
+return 0;
