@@ -26,8 +26,7 @@ public sealed class Bus(IConnection connection, IChannel publisher)
         var consumer = new AsyncEventingBasicConsumer(channel);
         consumer.ReceivedAsync += async (_, args) =>
         {
-            // Told to stop, it begins nothing more: a message held unbegun goes back to the queue as the process exits.
-            if (Stopping.IsCancellationRequested)
+            if (Stopping.IsCancellationRequested) // held, not begun: it goes back to the queue as the process exits
                 return;
             try
             {
@@ -57,6 +56,7 @@ public sealed class Bus(IConnection connection, IChannel publisher)
                 stopped.TrySetResult();
             return Task.CompletedTask;
         };
+        await handle(new Message(0)); // first on no job, so that its connection and code are ready before the first one
         var tag = await channel.BasicConsumeAsync(queue, autoAck: false, consumer);
         Stopping.Token.Register(() => channel.BasicCancelAsync(tag));
         return stopped.Task;
