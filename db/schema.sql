@@ -84,19 +84,21 @@ CREATE OR REPLACE TRIGGER count_jobs BEFORE UPDATE OF expanded ON conversions
 
 -- Each job's move into or out of done and failed is counted on its conversion's row, so a job finished twice (a
 -- redelivery) counts once, and one set back by hand is uncounted. The row's lock keeps the counts exact however many
--- of its jobs finish at once; a claim (queued to running) changes no count and takes no lock.
-CREATE OR REPLACE FUNCTION progress() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-    UPDATE conversions c SET jobs_finished = jobs_finished + f.finished, jobs_failed = jobs_failed + f.failed
-    FROM (SELECT new_jobs.conversion_id,
-            sum((new_jobs.status IN ('done', 'failed'))::int - (old_jobs.status IN ('done', 'failed'))::int)
-                AS finished,
-            sum((new_jobs.status = 'failed')::int - (old_jobs.status = 'failed')::int) AS failed
-        FROM old_jobs JOIN new_jobs USING (id) GROUP BY 1) AS f
-    WHERE c.id = f.conversion_id AND (f.finished <> 0 OR f.failed <> 0);
+-- of its jobs finish at once. A row trigger whose condition Postgres checks before calling it: a claim (queued to
+-- running), half of every job's statements, changes no count and calls nothing (as a statement trigger it was called
+-- for every update: a job's statements, from its conversion's insert to its result, took 3% more of Postgres's CPU).
+CREATE OR REPLACE FUNCTION count_progress() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+    UPDATE conversions
+    SET jobs_finished = jobs_finished + (NEW.status IN ('done', 'failed'))::int - (OLD.status IN ('done', 'failed'))::int,
+        jobs_failed = jobs_failed + (NEW.status = 'failed')::int - (OLD.status = 'failed')::int
+    WHERE id = NEW.conversion_id;
     RETURN NULL;
 END $$;
-CREATE OR REPLACE TRIGGER progress AFTER UPDATE ON jobs REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs
-    FOR EACH STATEMENT EXECUTE FUNCTION progress();
+CREATE OR REPLACE TRIGGER progress AFTER UPDATE OF status ON jobs FOR EACH ROW
+    WHEN ((OLD.status IN ('done', 'failed')) <> (NEW.status IN ('done', 'failed'))
+        OR (OLD.status = 'failed') <> (NEW.status = 'failed'))
+    EXECUTE FUNCTION count_progress();
+DROP FUNCTION IF EXISTS progress(); -- the statement trigger's, replaced by the line above
 
 -- Counts by status for /stats, at a cost that does not grow with history: each statement that adds, changes or removes
 -- photos, conversions or jobs appends what it changed, a row per (kind, status, minute) with its count, up for new rows
