@@ -18,7 +18,7 @@ public sealed class Bus(IConnection connection, IChannel publisher)
     public async Task PublishAsync(string queue, Message message) => await publisher.BasicPublishAsync("", queue,
         mandatory: true, Persistent, JsonSerializer.SerializeToUtf8Bytes(message));
 
-    /// <summary>Hands each message to handle (prefetch at once at most), then acks it; ends once stopped.</summary>
+    /// <summary>Hands handle Message(0), no job, to warm it; then each message in turn, acked once handled.</summary>
     public async Task<Task> ConsumeAsync(string queue, ushort prefetch, Func<Message, Task> handle)
     {
         var channel = await connection.CreateChannelAsync();
@@ -26,10 +26,9 @@ public sealed class Bus(IConnection connection, IChannel publisher)
         var consumer = new AsyncEventingBasicConsumer(channel);
         consumer.ReceivedAsync += async (_, args) =>
         {
-            if (Stopping.IsCancellationRequested) // held, not begun: it goes back to the queue as the process exits
-                return;
             try
             {
+                Stopping.Token.ThrowIfCancellationRequested(); // one held (prefetch) is not begun once stopping
                 await handle(JsonSerializer.Deserialize<Message>(args.Body.Span)!);
                 await channel.BasicAckAsync(args.DeliveryTag, multiple: false);
             }
@@ -37,7 +36,7 @@ public sealed class Bus(IConnection connection, IChannel publisher)
             {
                 Console.Error.WriteLine($"{queue}: {e.GetType().Name}: {e.Message}");
                 await Task.Delay(TimeSpan.FromSeconds(1));
-                if (e is DbException { IsTransient: true })
+                if (e is DbException { IsTransient: true } or OperationCanceledException)
                 {
                     // No fault of the message: a copy, its count of deliveries new, takes its place (ARCHITECTURE.md).
                     await publisher.BasicPublishAsync("", queue, mandatory: true, Persistent, args.Body);
