@@ -52,9 +52,9 @@ async Task<bool> ExpandAsync(NpgsqlConnection outbox)
     var ids = conversions.Select(conversion => conversion.Id).ToArray();
     // The jobs made now and those queued by an earlier try: the second SELECT sees the table as it was before.
     var queued = await db.CreateConnection().QueryAsync<long>("""
-        WITH made AS (INSERT INTO jobs (conversion_id, name, steps)
-            SELECT "Conversion", "Name", "Steps"
+        WITH made AS (INSERT INTO jobs (conversion_id, name, steps) SELECT "Conversion", "Name", "Steps"
             FROM jsonb_to_recordset(@jobs::jsonb) AS o("Conversion" bigint, "Name" text, "Steps" jsonb)
+            WHERE NOT EXISTS (SELECT FROM jobs WHERE conversion_id = "Conversion") -- made before: no key to wait on
             ON CONFLICT DO NOTHING RETURNING id)
         SELECT id FROM made UNION SELECT id FROM jobs WHERE conversion_id = ANY(@ids) AND status = 'queued' ORDER BY id
         """, new { ids, jobs = JsonSerializer.Serialize(jobs) });

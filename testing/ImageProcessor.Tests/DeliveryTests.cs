@@ -71,6 +71,10 @@ public sealed class DeliveryTests(Cluster cluster)
         });
         Assert.Equal(249 * 2, await db.CreateConnection().ExecuteScalarAsync<long>(
             "SELECT count(*) FROM jobs WHERE conversion_id = ANY(@ids) AND status = 'done'", new { ids }));
+        // Expanded in a few transactions of up to 100 (each marks its conversions with its own now()), not one each.
+        var expansions = await db.CreateConnection().ExecuteScalarAsync<long>(
+            "SELECT count(DISTINCT expanded) FROM conversions WHERE id = ANY(@ids)", new { ids });
+        Assert.True(expansions is >= 3 and <= 10, $"250 conversions expanded in {expansions} transactions");
     }
 
     [Fact]
