@@ -28,9 +28,7 @@ app.MapPost("/photos/{id:long}/operations", PostOperations).WithMetadata(new Req
 app.MapGet("/conversions/{id:long}", (long id, NpgsqlConnection db) => Document(db, "conversion", id));
 app.MapGet("/jobs/{id:long}/output", GetOutput);
 app.MapGet("/stats", (NpgsqlConnection db) => Json(db, "SELECT document FROM stats"));
-// Healthy when the database answers and the NAS is mounted: its photos folder, which the set-up makes (README), exists.
-app.MapGet("/healthz", async (NpgsqlConnection db) => await db.ExecuteScalarAsync<int>("SELECT 1") == 1
-    && Directory.Exists(Path.Combine(Env.Nas, "photos")) ? "healthy" : throw Refused(503, "the NAS is not mounted"));
+app.MapGet("/healthz", Health);
 app.Run();
 
 // ASP.NET reads the form; a photo that passes is copied to the NAS as a file deleted on close unless renamed first.
@@ -95,6 +93,10 @@ async Task<PhysicalFileHttpResult> GetOutput(long id, NpgsqlConnection db)
     var output = job.Output ?? throw Refused(404, $"job {id} has no output: it is {job.Status}");
     return TypedResults.PhysicalFile(Path.GetFullPath(Path.Combine(Env.Nas, output)), $"image/{output.Split('.')[^1]}");
 }
+
+// Healthy when the database answers and the NAS is mounted: its photos folder, which the set-up makes (README), exists.
+async Task<string> Health(NpgsqlConnection db) => await db.ExecuteScalarAsync<int>("SELECT 1") == 1
+    && Directory.Exists(Path.Combine(Env.Nas, "photos")) ? "healthy" : throw Refused(503, "the NAS is not mounted");
 
 // Every JSON document is built by Postgres (db/schema.sql), so each has one definition.
 async Task<JsonElement> Document(NpgsqlConnection db, string what, long id) =>

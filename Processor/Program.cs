@@ -2,7 +2,7 @@ var db = NpgsqlDataSource.Create(Env.Database(pool: 2));
 var bus = await Bus.ConnectAsync();
 
 // One job at a time on one thread (policy.xml), a processor per core; the next one's message held, so no core waits.
-var consumer = await bus.ConsumeAsync("jobs", prefetch: 2, async message =>
+await bus.RunUntilStoppedAsync(await bus.ConsumeAsync("jobs", prefetch: 2, async message =>
 {
     // Claim the job. One already done or failed was delivered twice: there is nothing left to do.
     var job = await db.CreateConnection().QuerySingleOrDefaultAsync<(long, string, string, string)?>("""
@@ -25,6 +25,4 @@ var consumer = await bus.ConsumeAsync("jobs", prefetch: 2, async message =>
             duration_ms = extract(epoch FROM now() - updated) * 1000, updated = now()
         WHERE id = @id AND status = 'running' -- not one a late delivery or the dead letters settled meanwhile
         """, new { id, output, error, width, height });
-});
-
-await bus.RunUntilStoppedAsync(consumer);
+}));
