@@ -65,15 +65,21 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
     {
         foreach (var processor in cluster.Running("Processor"))
             cluster.Stop(processor, "TERM"); // idle, they exit at once
-        // One alone takes what comes, given time enough for its job however busy the machine (the cluster's limit is 10 s).
+        // One alone takes what comes, with time enough for its job however busy the machine (the cluster's limit: 10 s).
         await cluster.StartAsync("Processor", ("JOB_SECONDS", "300"));
         var photo = await http.UploadedIdAsync(Helpers.Sample("ladybird"));
-        var slow = await PostedIdAsync(photo, "slow: blur 40"); // about 6 s of one core: time to look
+        var slow = await PostedIdAsync(photo, "slow: blur 40"); // a few seconds of one core: time to look
         var victim = await WaitForTheBusyProcessorAsync(slow);
         var next = await PostedIdAsync(photo, "next: flip");
-        // The next job's message in the processor's hand, beside the one it works on (it holds two at a time).
-        for (var clock = Stopwatch.StartNew(); Held("messages_unacknowledged") < 2; await Task.Delay(20))
+        // The next job's message in the processor's hand, beside the one it works on: published (its conversion is
+        // expanded once the broker confirmed it), none ready in the queue, and the first job still running.
+        var clock = Stopwatch.StartNew();
+        while (await PendingAsync([next]) > 0 || await ReadyAsync() > 0)
+        {
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), "the processor never held a second job");
+            await Task.Delay(5);
+        }
+        Assert.Equal(1, await CountAsync([slow], "status = 'running'"));
 
         cluster.Stop(victim, "TERM");
 
@@ -82,8 +88,8 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
         // a copy with a fresh count of deliveries, the original acked (a stop is no fault of the message).
         Assert.Equal(new[] { "done", "queued" }, await db.CreateConnection().QueryAsync<string>(
             "SELECT status FROM jobs WHERE conversion_id = ANY(@ids) ORDER BY id", new { ids = new[] { slow, next } }));
-        for (var clock = Stopwatch.StartNew(); Held("messages_ready") != 1; await Task.Delay(100)) // none consumes it yet
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), "the message held did not go back to the queue");
+        Assert.Equal(1u, await ReadyAsync()); // none consumes it yet
+        Assert.Equal(0, await DeliveriesOfTheFirstReadyAsync()); // a copy: the original returned would count 1
         await cluster.StartAsync("Processor");
         await cluster.StartAsync("Processor");
         await AssertEveryJobEndedOnceAsync([slow, next]);
@@ -309,10 +315,24 @@ public sealed class FaultTests(Cluster cluster, ITestOutputHelper output)
     }
 
 
-    // Messages of the work queue in the state named (a column of rabbitmqctl's list_queues), as the broker counts them.
-    static long Held(string state) => long.Parse(Helpers.Server(
-        $"rabbitmq_ctl $TEST_RABBITMQ list_queues --no-table-headers name {state}").Split('\n')
-        .Select(line => line.Split('\t')).Single(queue => queue[0] == "jobs")[1]);
+    // The work queue's first message ready, taken and put back: how many deliveries of it the broker counted before.
+    static async Task<long> DeliveriesOfTheFirstReadyAsync()
+    {
+        await using var connection = await new ConnectionFactory { Uri = new Uri(Env.Bus) }.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        var message = await channel.BasicGetAsync("jobs", autoAck: false);
+        await channel.BasicRejectAsync(message!.DeliveryTag, requeue: true);
+        var headers = message.BasicProperties.Headers;
+        return headers is not null && headers.TryGetValue("x-delivery-count", out var count) ? Convert.ToInt64(count) : 0;
+    }
+
+    // Messages of the work queue ready for a consumer (not those in one's hand), as the broker counts them.
+    static async Task<uint> ReadyAsync()
+    {
+        await using var connection = await new ConnectionFactory { Uri = new Uri(Env.Bus) }.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        return await channel.MessageCountAsync("jobs");
+    }
 
     static async Task PublishRawAsync(string queue, string body)
     {
